@@ -1,0 +1,100 @@
+/**
+ * The seam between `@comm/core` and a runtime. A backend adapts one runtime's sockets to these
+ * few pull-style calls; everything the contract promises above them (options, resolution, the
+ * sequential accept loop, reopening after accept failures, streams, timeouts) lives in core.
+ *
+ * Runtimes that push connections or data at you (node:net, Bun, uWS) can feed them through
+ * `PullQueue` from core, which gives the pull semantics below with backpressure.
+ */
+
+/** An address as the runtime reports it: an IP literal (IPv6 without brackets) and a port. */
+export interface SocketAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+/** Where to listen. Core has already resolved names, families and defaults. */
+export interface ListenSpec {
+  /** An IP literal: `0.0.0.0`, `::`, `127.0.0.1`, `::1`, `fe80::1%eth0`, `::ffff:127.0.0.1`. */
+  readonly host: string;
+  /** 0 asks the system for a free port. */
+  readonly port: number;
+  readonly family: 4 | 6;
+  /** For family 6: true refuses IPv4 clients (IPV6_V6ONLY); false accepts them as mapped addresses. */
+  readonly ipv6Only: boolean;
+  /** The listen(2) queue length the kernel must report; null leaves the system default. */
+  readonly backlog: number | null;
+  /** false: binding a port another socket holds must fail with EADDRINUSE. true: SO_REUSEPORT. */
+  readonly reusePort: boolean;
+}
+
+/** A listening socket. */
+export interface Listener {
+  readonly local: SocketAddress;
+  /**
+   * The next connection, in the order the kernel completed them; `null` once `close()` was called.
+   * A failure to accept rejects this one call with the error; the listener stays usable.
+   * Core never calls it again before the previous call settled.
+   */
+  accept(): Promise<Connection | null>;
+  /** Stops listening and frees the port; pending and later `accept()` calls give `null`. */
+  close(): Promise<void>;
+}
+
+/** A connected socket: what the contract calls the socket handle. */
+export interface Connection {
+  readonly local: SocketAddress;
+  readonly remote: SocketAddress;
+  /**
+   * The next bytes received, or `null` at end of input (the peer's FIN, a reset, or `destroy()`).
+   * Core never calls it again before the previous call settled. While no call is pending the
+   * backend should stop reading, so that a slow consumer slows the peer down.
+   */
+  read(): Promise<Uint8Array | null>;
+  /**
+   * Sends every byte of `chunk` (the backend keeps what a partial write left over). Resolves once
+   * the runtime can take more, so awaiting each write paces the sender to the peer. Rejects if the
+   * connection fails or was closed. The caller does not reuse `chunk` afterwards.
+   */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Half-close: sends FIN after what was written; reading goes on. */
+  end(): Promise<void>;
+  /** Closes both directions at once; a pending `read()` gives `null`, a pending `write()` rejects. */
+  destroy(): void;
+  /** Sets or clears TCP_NODELAY on the kernel's socket. */
+  setNoDelay(on: boolean): void;
+  /** Sets or clears SO_KEEPALIVE on the kernel's socket. */
+  setKeepAlive(on: boolean): void;
+}
+
+/** Where to connect. */
+export interface ConnectSpec {
+  /** An IP literal; core has resolved names. */
+  readonly host: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+}
+
+/**
+ * A rule the backend cannot keep on its runtime, with why, and where upstream tracks it.
+ * The conformance suite reports the named cases as deviations instead of running them.
+ */
+export interface Deviation {
+  /** Conformance case ids (`R9.backlog-default`) or whole rules (`R9`). */
+  readonly cases: readonly string[];
+  readonly reason: string;
+  readonly upstream: string;
+}
+
+export interface Backend {
+  /** Short name shown in the conformance matrix: `node`, `bun`, `deno`, `uws`. */
+  readonly name: string;
+  /** Rejects with the runtime's error (its `code`, such as `EADDRINUSE`, kept) if binding fails. */
+  listen(spec: ListenSpec): Promise<Listener>;
+  /** Rejects with the runtime's error if the connection cannot be made. */
+  connect(spec: ConnectSpec): Promise<Connection>;
+  readonly deviations?: readonly Deviation[];
+}

@@ -1,0 +1,64 @@
+import type { Ipv6Address } from './address.js';
+import type { Backend } from './backend.js';
+import { type OpenTcpStreamOptions, openTcpStream } from './client.js';
+import type { StartUpServerOptions } from './options.js';
+import { type ServerProcess, type StartUpServerResult, serverTerminate, startUpServer } from './server.js';
+import type { SocketStream } from './stream.js';
+
+export * from './address.js';
+export type * from './backend.js';
+export { errorCode, StartupCondition } from './conditions.js';
+export type {
+  AddressSpec,
+  AnnounceFunction,
+  Ipv6Mode,
+  Service,
+  StartUpServerOptions,
+  Writable,
+} from './options.js';
+export { formatS } from './options.js';
+export { LightweightProcess, type ProcessState, processRunFunction } from './process.js';
+export { PullQueue } from './queue.js';
+export { type ServiceEntry, getServiceEntry, parseServices } from './services.js';
+export {
+  type AddressAndPort,
+  getSocketAddress,
+  getSocketPeerAddress,
+  type IpAddress,
+  ListeningSocket,
+  type SocketHandle,
+} from './sockets.js';
+export { acceptFailurePolicy, ServerProcess, type ServerState, type StartUpServerResult, serverTerminate } from './server.js';
+export {
+  type Direction,
+  type ElementType,
+  SocketStream,
+  type SocketStreamOptions,
+  socketStreamAddress,
+  socketStreamPeerAddress,
+} from './stream.js';
+export type { OpenTcpStreamOptions } from './client.js';
+
+/** The part of the public API that depends on the backend, bound to one. */
+export interface BoundApi {
+  readonly backend: Backend;
+  startUpServer(options: StartUpServerOptions & { wait: true }): Promise<StartUpServerResult>;
+  startUpServer(options?: StartUpServerOptions & { wait?: false }): ServerProcess;
+  startUpServer(options?: StartUpServerOptions): ServerProcess | Promise<StartUpServerResult>;
+  serverTerminate(process?: ServerProcess | null): boolean;
+  openTcpStream(
+    hostspec: string | number | Ipv6Address,
+    service: number | string,
+    options?: OpenTcpStreamOptions,
+  ): Promise<SocketStream | null>;
+}
+
+/** Binds the contract to a backend: what every backend package exports. */
+export function bindBackend(backend: Backend): BoundApi {
+  return {
+    backend,
+    startUpServer: ((options?: StartUpServerOptions) => startUpServer(backend, options)) as BoundApi['startUpServer'],
+    serverTerminate,
+    openTcpStream: (hostspec, service, options) => openTcpStream(backend, hostspec, service, options),
+  };
+}

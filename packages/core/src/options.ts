@@ -1,0 +1,226 @@
+import { Ipv6Address } from './address.js';
+import type { ListeningSocket } from './sockets.js';
+import type { SocketStream } from './stream.js';
+
+/** Anything with `write(string)`: a Node stream, a Deno/Bun writer wrapper, an array collector. */
+export interface Writable {
+  write(text: string): unknown;
+}
+
+export type Ipv6Mode = 'any' | 'both' | boolean;
+export type Service = number | string | null;
+export type AddressSpec = string | number | Ipv6Address | null;
+
+/** What `announce` is called with: the listening socket, or `null` and why not. */
+export type AnnounceFunction = (socket: ListeningSocket | null, condition: Error | null) => void;
+
+export interface StartUpServerOptions {
+  /** Called with each connection's socket handle (a `SocketStream` when `createStream`). */
+  function?: ((handle: never) => unknown) | null;
+  createStream?: boolean;
+  announce?: Writable | AnnounceFunction | boolean | null;
+  service?: Service;
+  localPort?: Service;
+  address?: AddressSpec;
+  localAddress?: AddressSpec;
+  backlog?: number | null;
+  nodelay?: boolean;
+  keepalive?: boolean;
+  processName?: string;
+  wait?: boolean;
+  error?: boolean;
+  ipv6?: Ipv6Mode;
+  reuseport?: boolean;
+  /** The built-in listener evaluates what clients send: it serves other addresses than loopback only with this. */
+  allowRemoteListener?: boolean;
+}
+
+/** The options after defaults, synonyms and validation. */
+export interface ServerOptions {
+  readonly function: ((handle: never) => unknown) | null;
+  readonly createStream: boolean;
+  readonly announce: Writable | AnnounceFunction | null;
+  readonly service: Service;
+  readonly address: AddressSpec;
+  readonly backlog: number | null;
+  readonly nodelay: boolean;
+  readonly keepalive: boolean;
+  readonly processName: string;
+  readonly wait: boolean;
+  readonly error: boolean;
+  readonly ipv6: Ipv6Mode;
+  readonly reuseport: boolean;
+  readonly allowRemoteListener: boolean;
+}
+
+export type HandlerFor<O> = O extends { createStream: true } ? SocketStream : unknown;
+
+const known = new Set([
+  'function',
+  'createStream',
+  'announce',
+  'service',
+  'localPort',
+  'address',
+  'localAddress',
+  'backlog',
+  'nodelay',
+  'keepalive',
+  'processName',
+  'wait',
+  'error',
+  'ipv6',
+  'reuseport',
+  'allowRemoteListener',
+]);
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value)})`;
+  return String(value);
+}
+
+function fail(option: string, expected: string, value: unknown): never {
+  throw new TypeError(`startUpServer: option "${option}" must be ${expected}, not ${describe(value)}`);
+}
+
+export function checkBoolean(where: string, option: string, value: unknown): void {
+  if (typeof value !== 'boolean')
+    throw new TypeError(`${where}: option "${option}" must be a boolean, not ${describe(value)}`);
+}
+
+function isPort(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535;
+}
+
+export function checkService(where: string, option: string, value: unknown): void {
+  if (value === null || typeof value === 'string') {
+    if (value === '') throw new TypeError(`${where}: option "${option}" must not be an empty string`);
+    return;
+  }
+  if (!isPort(value))
+    throw new TypeError(
+      `${where}: option "${option}" must be a port number (0-65535), a service name or null, not ${describe(value)}`,
+    );
+}
+
+export function checkAddress(where: string, option: string, value: unknown): void {
+  if (value === null || value instanceof Ipv6Address) return;
+  if (typeof value === 'string') {
+    if (value === '') throw new TypeError(`${where}: option "${option}" must not be an empty string`);
+    return;
+  }
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff) return;
+  throw new TypeError(
+    `${where}: option "${option}" must be an IP address string, a host name, an IPv4 integer (0-0xFFFFFFFF), an Ipv6Address or null, not ${describe(value)}`,
+  );
+}
+
+export function checkIpv6(where: string, value: unknown): void {
+  if (value !== 'any' && value !== 'both' && typeof value !== 'boolean')
+    throw new TypeError(`${where}: option "ipv6" must be 'any', 'both', true or false, not ${describe(value)}`);
+}
+
+export function checkKnown(where: string, options: object, allowed: ReadonlySet<string>): void {
+  for (const key of Object.keys(options))
+    if (!allowed.has(key))
+      throw new TypeError(`${where}: unknown option "${key}"; known options are ${[...allowed].join(', ')}`);
+}
+
+/** Picks one value of a synonym pair (`service`/`localPort`), refusing two different ones. */
+export function synonym<T>(
+  where: string,
+  options: Record<string, unknown>,
+  a: string,
+  b: string,
+  fallback: T,
+  same: (x: unknown, y: unknown) => boolean = Object.is,
+): T {
+  const hasA = options[a] !== undefined;
+  const hasB = options[b] !== undefined;
+  if (hasA && hasB && !same(options[a], options[b]))
+    throw new TypeError(
+      `${where}: options "${a}" and "${b}" are synonyms and were given different values (${describe(options[a])} and ${describe(options[b])})`,
+    );
+  if (hasA) return options[a] as T;
+  if (hasB) return options[b] as T;
+  return fallback;
+}
+
+function sameAddress(x: unknown, y: unknown): boolean {
+  if (x instanceof Ipv6Address && y instanceof Ipv6Address) return x.equals(y);
+  return Object.is(x, y);
+}
+
+/** How Lisp's `(format nil "~S" service)` prints a service. */
+export function formatS(service: Service): string {
+  if (service === null) return 'NIL';
+  if (typeof service === 'number') return String(service);
+  return `"${service.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+export function normalizeServerOptions(input: unknown): ServerOptions {
+  if (input === undefined) input = {};
+  if (input === null || typeof input !== 'object' || Array.isArray(input))
+    throw new TypeError(`startUpServer: options must be an object, not ${describe(input)}`);
+  const o = input as Record<string, unknown>;
+  checkKnown('startUpServer', o, known);
+
+  const fn = o.function ?? null;
+  if (fn !== null && typeof fn !== 'function') fail('function', 'a function or null', fn);
+
+  const announce = o.announce ?? null;
+  if (
+    announce !== null &&
+    typeof announce !== 'boolean' &&
+    typeof announce !== 'function' &&
+    !(typeof announce === 'object' && typeof (announce as Writable).write === 'function')
+  )
+    fail('announce', 'true, false, null, a function or an object with write(string)', announce);
+
+  const service = synonym<Service>('startUpServer', o, 'service', 'localPort', 'lispworks');
+  checkService('startUpServer', o.service !== undefined ? 'service' : 'localPort', service);
+  const address = synonym<AddressSpec>('startUpServer', o, 'address', 'localAddress', null, sameAddress);
+  checkAddress('startUpServer', o.address !== undefined ? 'address' : 'localAddress', address);
+
+  const backlog = o.backlog === undefined ? 5 : o.backlog;
+  if (backlog !== null && !(Number.isInteger(backlog) && (backlog as number) > 0))
+    fail('backlog', 'a positive integer or null', backlog);
+
+  for (const name of ['createStream', 'nodelay', 'keepalive', 'wait', 'error', 'reuseport', 'allowRemoteListener'])
+    if (o[name] !== undefined) checkBoolean('startUpServer', name, o[name]);
+  const wait = (o.wait as boolean | undefined) ?? false;
+
+  const ipv6 = o.ipv6 === undefined ? 'any' : o.ipv6;
+  checkIpv6('startUpServer', ipv6);
+
+  if (o.processName !== undefined && (typeof o.processName !== 'string' || o.processName === ''))
+    fail('processName', 'a non-empty string', o.processName);
+
+  return {
+    function: fn as ServerOptions['function'],
+    createStream: (o.createStream as boolean | undefined) ?? false,
+    announce: announce === true ? consoleWritable : announce === false ? null : (announce as ServerOptions['announce']),
+    service,
+    address,
+    backlog: backlog as number | null,
+    nodelay: (o.nodelay as boolean | undefined) ?? true,
+    keepalive: (o.keepalive as boolean | undefined) ?? false,
+    processName: (o.processName as string | undefined) ?? `${formatS(service)} server`,
+    wait,
+    error: (o.error as boolean | undefined) ?? !wait,
+    ipv6: ipv6 as Ipv6Mode,
+    reuseport: (o.reuseport as boolean | undefined) ?? false,
+    allowRemoteListener: (o.allowRemoteListener as boolean | undefined) ?? false,
+  };
+}
+
+/** `announce: true` means standard output; console.log reaches it on every runtime. */
+const consoleWritable: Writable = {
+  write(text: string) {
+    console.log(text.replace(/\n$/, ''));
+  },
+};

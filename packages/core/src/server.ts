@@ -1,0 +1,286 @@
+import type { Backend, Connection, Listener, ListenSpec } from './backend.js';
+import { listenCondition, StartupCondition } from './conditions.js';
+import { builtInListener } from './listener.js';
+import { type AnnounceFunction, normalizeServerOptions, type ServerOptions, type StartUpServerOptions } from './options.js';
+import { currentServer } from './process.js';
+import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
+import { ListeningSocket } from './sockets.js';
+import { SocketStream } from './stream.js';
+
+export type ServerState = 'starting' | 'listening' | 'terminated' | 'failed';
+
+/**
+ * R14: how the server meets accept failures. Each failure waits a little longer before the next
+ * accept (never a busy loop); after `reopenAfter` failures in a row the listening socket is closed
+ * and opened again on the same address and port.
+ */
+export const acceptFailurePolicy = {
+  reopenAfter: 5,
+  firstBackoffMs: 10,
+  maxBackoffMs: 1000,
+  reopenAttempts: 5,
+};
+
+/** What `startUpServer` returns: the server, its state and its listening socket. */
+export class ServerProcess {
+  readonly name: string;
+  #state: ServerState = 'starting';
+  #socket: ListeningSocket | null = null;
+  #condition: Error | null = null;
+  #settle!: () => void;
+  /** Settles once the server has ended, by `serverTerminate` or by a failure. Never rejects. */
+  readonly terminated: Promise<void> = new Promise((resolve) => {
+    this.#settle = resolve;
+  });
+
+  readonly #backend: Backend;
+  readonly #options: ServerOptions;
+  #spec: ListenSpec | null = null;
+  #terminateAfterCall = false;
+  #wake: (() => void) | null = null;
+  readonly #context = { requestTerminate: () => this.#requestTerminate() };
+
+  /** @internal use `startUpServer` */
+  constructor(backend: Backend, options: ServerOptions) {
+    this.name = options.processName;
+    this.#backend = backend;
+    this.#options = options;
+  }
+
+  get state(): ServerState {
+    return this.#state;
+  }
+
+  /** The listening socket while the server listens, else null. */
+  get socket(): ListeningSocket | null {
+    return this.#socket;
+  }
+
+  /** Why the server failed, when it did. */
+  get condition(): Error | null {
+    return this.#condition;
+  }
+
+  get active(): boolean {
+    return this.#state === 'starting' || this.#state === 'listening';
+  }
+
+  /** @internal opens the socket and starts the accept loop; false if starting failed. */
+  async start(): Promise<boolean> {
+    let listener: Listener;
+    try {
+      listener = await this.#open();
+    } catch (error) {
+      this.#fail(error);
+      return false;
+    }
+    if (!this.active) {
+      await listener.close();
+      return false;
+    }
+    this.#listening(listener);
+    void this.#serve();
+    return true;
+  }
+
+  async #open(): Promise<Listener> {
+    const o = this.#options;
+    const builtIn = o.function === null;
+    const port = resolveService(o.service);
+    const endpoints = await resolveEndpoints(o.address, o.ipv6, builtIn ? 'loopback' : 'any');
+    if (builtIn && !o.allowRemoteListener) {
+      const remote = endpoints.find((e) => !isLoopback(e.host));
+      if (remote)
+        throw new StartupCondition(
+          `the built-in listener evaluates what clients send, so it serves only loopback addresses; ${remote.host} is not one (pass allowRemoteListener: true to serve it anyway)`,
+          { code: 'EACCES' },
+        );
+    }
+    let first: unknown = null;
+    // R8 'any': the first address that binds wins.
+    for (const endpoint of endpoints) {
+      const spec: ListenSpec = {
+        host: endpoint.host,
+        port,
+        family: endpoint.family,
+        ipv6Only: endpoint.family === 6 && o.ipv6 === true,
+        backlog: o.backlog,
+        reusePort: o.reuseport,
+      };
+      try {
+        const listener = await this.#backend.listen(spec);
+        this.#spec = { ...spec, port: listener.local.port };
+        return listener;
+      } catch (error) {
+        first ??= listenCondition(endpoint.host, port, error);
+      }
+    }
+    throw first;
+  }
+
+  #listening(listener: Listener): void {
+    this.#socket = new ListeningSocket(listener);
+    this.#state = 'listening';
+    const announce = this.#options.announce;
+    if (typeof announce === 'function') {
+      currentServer.run(this.#context, () => (announce as AnnounceFunction)(this.#socket, null));
+    } else if (announce) {
+      const { address, port } = listener.local;
+      const where = address.includes(':') ? `[${address}]` : address;
+      announce.write(`${this.name} listening on ${where} port ${port}\n`);
+    }
+    if (this.#terminateAfterCall) this.terminate();
+  }
+
+  /** R2: one connection at a time; the next is accepted only once `function` has returned or settled. */
+  async #serve(): Promise<void> {
+    let failures = 0;
+    while (this.#state === 'listening') {
+      const socket = this.#socket as ListeningSocket;
+      let connection: Connection | null;
+      try {
+        connection = await socket.accept();
+      } catch (error) {
+        if (this.#state !== 'listening') return;
+        failures += 1;
+        if (failures >= acceptFailurePolicy.reopenAfter) {
+          failures = 0;
+          if (!(await this.#reopen(error))) return;
+        } else {
+          const { firstBackoffMs, maxBackoffMs } = acceptFailurePolicy;
+          await this.#sleep(Math.min(firstBackoffMs * 2 ** (failures - 1), maxBackoffMs));
+        }
+        continue;
+      }
+      if (connection === null) return;
+      failures = 0;
+      if (this.#state !== 'listening') {
+        connection.destroy();
+        return;
+      }
+      if (!(await this.#call(connection))) return;
+      if (this.#terminateAfterCall) this.terminate();
+    }
+  }
+
+  async #call(connection: Connection): Promise<boolean> {
+    const o = this.#options;
+    try {
+      connection.setNoDelay(o.nodelay);
+      if (o.keepalive) connection.setKeepAlive(true);
+    } catch {
+      // The peer may already have gone; the handler will see that on its first read.
+    }
+    const fn = (o.function ?? builtInListener) as (handle: unknown) => unknown;
+    const handle = o.createStream ? new SocketStream({ socket: connection, direction: 'io' }) : connection;
+    try {
+      await currentServer.run(this.#context, () => fn(handle));
+      return true;
+    } catch (error) {
+      // The call failed, so nothing else holds its connection: close it rather than leave the peer hanging.
+      connection.destroy();
+      this.#fail(error);
+      return false;
+    }
+  }
+
+  /** R14: closes the listening socket and opens it again on the same address and port. */
+  async #reopen(cause: unknown): Promise<boolean> {
+    await this.#socket?.close();
+    const spec = this.#spec as ListenSpec;
+    let last: unknown = cause;
+    for (let attempt = 0; attempt < acceptFailurePolicy.reopenAttempts; attempt++) {
+      if (this.#state !== 'listening') return false;
+      try {
+        const listener = await this.#backend.listen(spec);
+        if (this.#state !== 'listening') {
+          await listener.close();
+          return false;
+        }
+        this.#listening(listener);
+        return true;
+      } catch (error) {
+        last = error;
+        await this.#sleep(Math.min(acceptFailurePolicy.firstBackoffMs * 2 ** attempt, acceptFailurePolicy.maxBackoffMs));
+      }
+    }
+    this.#fail(listenCondition(spec.host, spec.port, last));
+    return false;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const wake = () => done();
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = wake;
+    });
+  }
+
+  #requestTerminate(): boolean {
+    if (!this.active) return false;
+    this.#terminateAfterCall = true;
+    return true;
+  }
+
+  /** R13: the server ends; with `error` true the condition then goes to the host as an uncaught exception. */
+  #fail(error: unknown): void {
+    if (!this.active) return;
+    const condition = error instanceof Error ? error : new Error(String(error));
+    this.#state = 'failed';
+    this.#condition = condition;
+    this.#release();
+    const announce = this.#options.announce;
+    if (typeof announce === 'function' && !this.#options.error) (announce as AnnounceFunction)(null, condition);
+    if (this.#options.error)
+      setTimeout(() => {
+        throw condition;
+      }, 0);
+  }
+
+  #release(): void {
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#wake?.();
+    this.#wake = null;
+    void (socket ? socket.close() : Promise.resolve()).finally(() => this.#settle());
+  }
+
+  /** @internal R15; use `serverTerminate`. */
+  terminate(): boolean {
+    if (!this.active) return false;
+    this.#state = 'terminated';
+    this.#release();
+    const announce = this.#options.announce;
+    if (typeof announce === 'function') (announce as AnnounceFunction)(null, null);
+    return true;
+  }
+}
+
+export type StartUpServerResult = [ServerProcess, null] | [null, Error];
+
+/** `comm:start-up-server` on a given backend. */
+export function startUpServer(
+  backend: Backend,
+  options?: StartUpServerOptions,
+): ServerProcess | Promise<StartUpServerResult> {
+  const normalized = normalizeServerOptions(options);
+  const server = new ServerProcess(backend, normalized);
+  const started = server.start();
+  if (!normalized.wait) return server;
+  return started.then((ok): StartUpServerResult => (ok ? [server, null] : [null, server.condition as Error]));
+}
+
+/**
+ * `comm:server-terminate`: ends the server and returns true if it was active. With no argument,
+ * inside `function` or `announce`, ends the server running them once `function` returns.
+ */
+export function serverTerminate(process?: ServerProcess | null): boolean {
+  if (process === undefined || process === null) return currentServer.getStore()?.requestTerminate() ?? false;
+  if (!(process instanceof ServerProcess))
+    throw new TypeError(`serverTerminate: expected a ServerProcess, not ${typeof process}`);
+  return process.terminate();
+}

@@ -1,0 +1,165 @@
+import * as net from 'node:net';
+import type { Backend, Connection, Listener, ListenSpec, SocketAddress } from '@comm/core';
+import { PullQueue } from '@comm/core';
+
+function family(value: string | number | undefined): 4 | 6 {
+  return value === 'IPv6' || value === 6 ? 6 : 4;
+}
+
+function addressOf(address: string | undefined, port: number | undefined, fam: string | undefined): SocketAddress {
+  return { address: address ?? '', port: port ?? 0, family: family(fam) };
+}
+
+/** A connected `net.Socket` adapted to pull reads and paced writes. */
+class NodeConnection implements Connection {
+  readonly local: SocketAddress;
+  readonly remote: SocketAddress;
+  readonly #socket: net.Socket;
+  // The queue holds at most one chunk: the socket is paused while nobody reads, so the peer is slowed down.
+  readonly #incoming: PullQueue<Uint8Array>;
+  #error: Error | null = null;
+
+  constructor(socket: net.Socket) {
+    this.#socket = socket;
+    this.local = addressOf(socket.localAddress, socket.localPort, socket.localFamily);
+    this.remote = addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
+    this.#incoming = new PullQueue({ highWater: 1, onLow: () => socket.resume() });
+    socket.pause();
+    socket.on('data', (chunk: Buffer) => {
+      if (!this.#incoming.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length))) socket.pause();
+    });
+    socket.on('end', () => this.#incoming.end());
+    socket.on('close', () => this.#incoming.end());
+    socket.on('error', (error) => {
+      // A reset or a failed write ends input; the write that failed reports the error itself.
+      this.#error = error;
+      this.#incoming.end();
+    });
+  }
+
+  read(): Promise<Uint8Array | null> {
+    return this.#incoming.pull();
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    const socket = this.#socket;
+    if (socket.destroyed || socket.writableEnded)
+      return Promise.reject(this.#error ?? new Error('write on a closed connection (EPIPE)'));
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (error?: Error | null) => {
+        if (settled) return;
+        settled = true;
+        socket.off('drain', onDrain);
+        socket.off('close', onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onDrain = () => settle();
+      const onClose = () => settle(this.#error ?? new Error('the connection closed before the write completed'));
+      socket.on('close', onClose);
+      // write() false means Node buffered past its high-water mark: wait for 'drain' (backpressure).
+      if (socket.write(chunk, (error) => error && settle(error))) settle();
+      else socket.on('drain', onDrain);
+    });
+  }
+
+  end(): Promise<void> {
+    const socket = this.#socket;
+    if (socket.destroyed || socket.writableEnded) return Promise.resolve();
+    return new Promise((resolve) => socket.end(resolve));
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+    this.#incoming.end();
+  }
+
+  setNoDelay(on: boolean): void {
+    this.#socket.setNoDelay(on);
+  }
+
+  setKeepAlive(on: boolean): void {
+    this.#socket.setKeepAlive(on);
+  }
+}
+
+class NodeListener implements Listener {
+  readonly local: SocketAddress;
+  readonly #server: net.Server;
+  readonly #accepted: PullQueue<Connection>;
+
+  constructor(server: net.Server) {
+    this.#server = server;
+    const bound = server.address() as net.AddressInfo;
+    this.local = addressOf(bound.address, bound.port, bound.family);
+    // libuv accepts eagerly; the queue keeps connections in order until core asks for them (R2).
+    this.#accepted = new PullQueue({ highWater: Number.POSITIVE_INFINITY });
+    server.on('connection', (socket) => {
+      if (this.#accepted.ended) socket.destroy();
+      else this.#accepted.push(new NodeConnection(socket));
+    });
+    server.on('error', (error) => this.#accepted.fail(error));
+  }
+
+  accept(): Promise<Connection | null> {
+    return this.#accepted.pull();
+  }
+
+  close(): Promise<void> {
+    for (const waiting of this.#accepted.clear()) waiting.destroy();
+    return new Promise((resolve) => {
+      if (!this.#server.listening) resolve();
+      else this.#server.close(() => resolve());
+    });
+  }
+}
+
+/** `@comm/core`'s backend on `node:net`. */
+export const nodeBackend: Backend = {
+  name: 'node',
+
+  listen(spec: ListenSpec): Promise<Listener> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ pauseOnConnect: true });
+      const onError = (error: Error) => reject(error);
+      server.once('error', onError);
+      server.listen(
+        {
+          host: spec.host,
+          port: spec.port,
+          ipv6Only: spec.family === 6 && spec.ipv6Only,
+          // Node's own default backlog is 511; null asks for the system's (SOMAXCONN), as listen(2) users expect.
+          backlog: spec.backlog ?? 4096,
+          exclusive: true,
+          ...(spec.reusePort ? { reusePort: true } : {}),
+        },
+        () => {
+          server.off('error', onError);
+          resolve(new NodeListener(server));
+        },
+      );
+    });
+  },
+
+  connect(spec): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({
+        host: spec.host,
+        port: spec.port,
+        family: spec.family,
+        ...(spec.localAddress !== undefined ? { localAddress: spec.localAddress } : {}),
+        ...(spec.localPort !== undefined ? { localPort: spec.localPort } : {}),
+      });
+      const onError = (error: Error) => {
+        socket.destroy();
+        reject(error);
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        resolve(new NodeConnection(socket));
+      });
+    });
+  },
+};
