@@ -20,7 +20,10 @@ export class Ipv6Address {
     if (scopeId !== null && (typeof scopeId !== 'string' || !SCOPE.test(scopeId))) {
       throw new TypeError(`Bad IPv6 scope id: ${describe(scopeId)}`);
     }
-    if (prefixLength !== null && !(Number.isInteger(prefixLength) && prefixLength >= 0 && prefixLength <= 128)) {
+    if (
+      prefixLength !== null &&
+      !(Number.isInteger(prefixLength) && prefixLength >= 0 && prefixLength <= 128)
+    ) {
       throw new TypeError(`Bad IPv6 prefix length: ${describe(prefixLength)}`);
     }
     // A private copy, so a caller reusing its buffer cannot change an address after the fact.

@@ -19,7 +19,8 @@ const PORT_PROTOCOL = /^(\d{1,5})\/(\S+)$/;
  */
 export function parseServices(text: string): ServiceEntry[] {
   const entries: ServiceEntry[] = [];
-  for (const line of text.split(/\r?\n/)) {
+  // trim() below also drops the CR of a CRLF line end.
+  for (const line of text.split('\n')) {
     const hash = line.indexOf('#');
     const fields = (hash >= 0 ? line.slice(0, hash) : line).trim().split(/\s+/);
     const [name, portProtocol, ...aliases] = fields;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   fromSocketAddress,
+  Ipv6Address,
   integerToIpv4,
   ipAddressString,
-  Ipv6Address,
   ipv4ToInteger,
   ipv6AddressString,
   isIpv4Literal,
@@ -92,16 +92,13 @@ describe('IPv4 integers', () => {
     expect(ipv4ToInteger(text)).toBeNull();
   });
 
-  it.each([
-    -1,
-    0x100000000,
-    1.5,
-    Number.NaN,
-    Number.POSITIVE_INFINITY,
-  ])('integerToIpv4 refuses %s with a TypeError naming it', (n) => {
-    expect(() => integerToIpv4(n)).toThrow(TypeError);
-    expect(() => integerToIpv4(n)).toThrow(String(n));
-  });
+  it.each([-1, 0x100000000, 1.5, Number.NaN, Number.POSITIVE_INFINITY])(
+    'integerToIpv4 refuses %s with a TypeError naming it',
+    (n) => {
+      expect(() => integerToIpv4(n)).toThrow(TypeError);
+      expect(() => integerToIpv4(n)).toThrow(String(n));
+    },
+  );
 
   it('integerToIpv4 refuses a string', () => {
     expect(() => integerToIpv4('1' as unknown as number)).toThrow(TypeError);
@@ -146,7 +143,9 @@ describe('Ipv6Address', () => {
   });
 
   it('toString is the canonical text', () => {
-    expect(new Ipv6Address(fromGroups(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), '3').toString()).toBe('2001:db8::1%3');
+    expect(new Ipv6Address(fromGroups(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), '3').toString()).toBe(
+      '2001:db8::1%3',
+    );
   });
 
   it('equals compares bytes and scope but not prefix', () => {
@@ -195,7 +194,10 @@ describe('parseIpv6Address', () => {
     ['::2:3:4:5:6:7:8', [0, 2, 3, 4, 5, 6, 7, 8]],
     ['1::8', [1, 0, 0, 0, 0, 0, 0, 8]],
     ['1:2::7:8', [1, 2, 0, 0, 0, 0, 7, 8]],
-    ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', [0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff]],
+    [
+      'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+      [0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff],
+    ],
     ['0001:02:003:0004::', [1, 2, 3, 4, 0, 0, 0, 0]],
     ['::ffff:1.2.3.4', [0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304]],
     ['::FFFF:204.71.177.75', [0, 0, 0, 0, 0, 0xffff, 0xcc47, 0xb14b]],

@@ -1,0 +1,20 @@
+import './cases/index.js';
+
+export * from './kernel.js';
+export { formatMatrix, type Matrix } from './matrix.js';
+export {
+  type BackendModule,
+  type Case,
+  type CaseContext,
+  cases,
+  defineCase,
+  deviationFor,
+  type Fixture,
+  fixturePath,
+  type Outcome,
+  RawClient,
+  rawConnect,
+  runCase,
+  runSuite,
+  type Subject,
+} from './suite.js';

@@ -1,0 +1,365 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type {
+  Backend,
+  BoundApi,
+  Deviation,
+  getSocketAddress,
+  getSocketPeerAddress,
+  ListeningSocket,
+  processRunFunction,
+  ServerProcess,
+  SocketStream,
+  StartUpServerOptions,
+  socketStreamAddress,
+  socketStreamPeerAddress,
+} from '@comm/core';
+
+/** What a backend package exports: the contract bound to its backend (`@comm/node` and its siblings). */
+export interface BackendModule {
+  readonly backend: Backend;
+  readonly startUpServer: BoundApi['startUpServer'];
+  readonly serverTerminate: BoundApi['serverTerminate'];
+  readonly openTcpStream: BoundApi['openTcpStream'];
+  readonly SocketStream: typeof SocketStream;
+  readonly processRunFunction: typeof processRunFunction;
+  readonly getSocketAddress: typeof getSocketAddress;
+  readonly getSocketPeerAddress: typeof getSocketPeerAddress;
+  readonly socketStreamAddress: typeof socketStreamAddress;
+  readonly socketStreamPeerAddress: typeof socketStreamPeerAddress;
+  readonly ListeningSocket: typeof ListeningSocket;
+  readonly [name: string]: unknown;
+}
+
+/** The backend under test, and how to run a fixture script in its runtime. */
+export interface Subject {
+  readonly api: BackendModule;
+  /** A URL or absolute path that a child process can `import()` to get the same module. */
+  readonly entry: string;
+  /** The command that runs `script` with `args` in the backend's runtime; Node's by default. */
+  readonly command?: (script: string, args: readonly string[]) => readonly string[];
+}
+
+/** What a case gets: the backend, and helpers that clean up after it whatever happens. */
+export interface CaseContext {
+  readonly api: BackendModule;
+  readonly subject: Subject;
+  /** Runs `fn` after the case, last registered first, pass or fail. */
+  defer(fn: () => unknown): void;
+  /** Starts a server with `wait: true` on loopback, port 0 unless given; fails the case if it does not start. */
+  startServer(options?: StartUpServerOptions): Promise<{ server: ServerProcess; port: number; host: string }>;
+  /** An independent client on `node:net`, closed after the case. */
+  connect(port: number, host?: string): Promise<RawClient>;
+  /** Polls `condition` every 10 ms until it holds; throws with `what` after `ms`. */
+  waitFor(condition: () => boolean | Promise<boolean>, what: string, ms?: number): Promise<void>;
+  sleep(ms: number): Promise<void>;
+  /**
+   * Runs `fixtures/<name>` in the backend's runtime as its own process group, with the backend's
+   * entry as its first argument; the whole group is killed after the case.
+   */
+  spawnFixture(name: string, args?: readonly string[]): Fixture;
+}
+
+/** A child process running a fixture: its output as it comes, and how it ended. */
+export interface Fixture {
+  readonly child: ChildProcess;
+  /** Resolves to the first stdout line matching `pattern` (its match), rejects if the child exits first. */
+  line(pattern: RegExp): Promise<RegExpMatchArray>;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  /** Resolves with the exit code (or the signal's name) once the child has exited. */
+  readonly exited: Promise<number | string>;
+}
+
+export function fixturePath(name: string): string {
+  return fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
+}
+
+function spawnFixture(subject: Subject, name: string, args: readonly string[]): Fixture {
+  const script = fixturePath(name);
+  const argv = [subject.entry, ...args];
+  const [command, ...rest] = subject.command ? subject.command(script, argv) : [process.execPath, script, ...argv];
+  const child = spawn(command as string, rest, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const listeners: Array<() => void> = [];
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+    out += text;
+    for (const wake of listeners.splice(0)) wake();
+  });
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    err += text;
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve(code ?? signal ?? 'unknown');
+      for (const wake of listeners.splice(0)) wake();
+    });
+  });
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    async line(pattern) {
+      for (;;) {
+        for (const line of out.split('\n')) {
+          const match = line.match(pattern);
+          if (match) return match;
+        }
+        if (done) throw new Error(`fixture ${name} exited before printing ${pattern}; stderr: ${err.trim()}`);
+        await new Promise<void>((resolve) => listeners.push(resolve));
+      }
+    },
+  };
+}
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
+export interface Case {
+  /** Stable id: `R<n>.<slug>`; deviations name these. */
+  readonly id: string;
+  readonly rule: string;
+  /** The promise the case checks, as a sentence. */
+  readonly title: string;
+  readonly timeoutMs?: number;
+  run(t: CaseContext): Promise<void>;
+}
+
+export const cases: Case[] = [];
+
+/** Adds a case to the suite; its rule is the id's prefix. */
+export function defineCase(id: string, title: string, run: (t: CaseContext) => Promise<void>, timeoutMs?: number): void {
+  const rule = id.split('.')[0] as string;
+  if (cases.some((c) => c.id === id)) throw new Error(`conformance: duplicate case id ${id}`);
+  cases.push({ id, rule, title, run, ...(timeoutMs ? { timeoutMs } : {}) });
+}
+
+/** An independent TCP client: reads lines and bytes without any @comm code in between. */
+export class RawClient {
+  readonly socket: net.Socket;
+  #buffer = Buffer.alloc(0);
+  #ended = false;
+  #waiters: Array<() => void> = [];
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.#buffer = Buffer.concat([this.#buffer, chunk]);
+      this.#notify();
+    });
+    const end = () => {
+      this.#ended = true;
+      this.#notify();
+    };
+    socket.on('end', end);
+    socket.on('close', end);
+    socket.on('error', end);
+  }
+
+  #notify(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  #wait(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+
+  write(data: string | Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.write(data, (error) => (error ? reject(error) : resolve())));
+  }
+
+  writeLine(line: string): Promise<void> {
+    return this.write(`${line}\n`);
+  }
+
+  /** The next line without its newline; null at end of input. */
+  async readLine(): Promise<string | null> {
+    for (;;) {
+      const at = this.#buffer.indexOf(0x0a);
+      if (at >= 0) {
+        const line = this.#buffer.subarray(0, at).toString('utf8');
+        this.#buffer = this.#buffer.subarray(at + 1);
+        return line;
+      }
+      if (this.#ended) {
+        if (this.#buffer.length === 0) return null;
+        const rest = this.#buffer.toString('utf8');
+        this.#buffer = Buffer.alloc(0);
+        return rest;
+      }
+      await this.#wait();
+    }
+  }
+
+  /** Exactly `n` bytes, or fewer at end of input. */
+  async readBytes(n: number): Promise<Buffer> {
+    while (this.#buffer.length < n && !this.#ended) await this.#wait();
+    const bytes = this.#buffer.subarray(0, n);
+    this.#buffer = this.#buffer.subarray(bytes.length);
+    return bytes;
+  }
+
+  /** Everything until the peer closes. */
+  async readAll(): Promise<Buffer> {
+    while (!this.#ended) await this.#wait();
+    const bytes = this.#buffer;
+    this.#buffer = Buffer.alloc(0);
+    return bytes;
+  }
+
+  /** Resolves once the peer has closed its side. */
+  async closedByPeer(): Promise<void> {
+    while (!this.#ended) await this.#wait();
+  }
+
+  /** Half-close: FIN, reading goes on. */
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+export function rawConnect(port: number, host = '127.0.0.1'): Promise<RawClient> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(new RawClient(socket));
+    });
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export type Outcome =
+  | { readonly status: 'pass'; readonly ms: number }
+  | { readonly status: 'fail'; readonly ms: number; readonly error: string }
+  | { readonly status: 'deviation'; readonly reason: string; readonly upstream: string };
+
+/** The backend's declared deviation that covers this case, if any. */
+export function deviationFor(backend: Backend, c: Case): Deviation | undefined {
+  return backend.deviations?.find((d) => d.cases.includes(c.id) || d.cases.includes(c.rule));
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const CLEANUP_TIMEOUT_MS = 5_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Runs one case against a subject, with its timeout and its cleanups; throws what the case threw. */
+export async function runCase(c: Case, subject: Subject): Promise<void> {
+  const cleanups: Array<() => unknown> = [];
+  const api = subject.api;
+  const t: CaseContext = {
+    api,
+    subject,
+    defer: (fn) => cleanups.push(fn),
+    async startServer(options = {}) {
+      const [server, condition] = await api.startUpServer({
+        service: 0,
+        address: '127.0.0.1',
+        ...options,
+        wait: true,
+      });
+      if (!server) throw new Error(`the server did not start: ${condition?.message}`);
+      cleanups.push(() => api.serverTerminate(server));
+      const [, port] = api.getSocketAddress(server.socket);
+      const local = server.socket?.local.address ?? '127.0.0.1';
+      return { server, port: port as number, host: local };
+    },
+    async connect(port, host) {
+      const client = await rawConnect(port, host);
+      cleanups.push(() => client.destroy());
+      return client;
+    },
+    async waitFor(condition, what, ms = 5000) {
+      const until = Date.now() + ms;
+      while (!(await condition())) {
+        if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        await sleep(10);
+      }
+    },
+    sleep,
+    spawnFixture(name, args = []) {
+      const fixture = spawnFixture(subject, name, args);
+      cleanups.push(async () => {
+        killGroup(fixture.child);
+        await fixture.exited;
+      });
+      return fixture;
+    },
+  };
+  try {
+    await withTimeout(c.run(t), c.timeoutMs ?? DEFAULT_TIMEOUT_MS, c.id);
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await withTimeout(Promise.resolve(cleanup()), CLEANUP_TIMEOUT_MS, `${c.id} cleanup`);
+      } catch (error) {
+        console.error(`conformance: cleanup of ${c.id} failed:`, error);
+      }
+    }
+  }
+}
+
+/** Runs every case (or those `only` keeps) in order; deviations are reported, not run. */
+export async function runSuite(
+  subject: Subject,
+  options: { only?: (c: Case) => boolean; onResult?: (c: Case, outcome: Outcome) => void } = {},
+): Promise<Map<string, Outcome>> {
+  const results = new Map<string, Outcome>();
+  for (const c of cases) {
+    if (options.only && !options.only(c)) continue;
+    const deviation = deviationFor(subject.api.backend, c);
+    let outcome: Outcome;
+    if (deviation) outcome = { status: 'deviation', reason: deviation.reason, upstream: deviation.upstream };
+    else {
+      const started = Date.now();
+      try {
+        await runCase(c, subject);
+        outcome = { status: 'pass', ms: Date.now() - started };
+      } catch (error) {
+        const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+        outcome = { status: 'fail', ms: Date.now() - started, error: message };
+      }
+    }
+    results.set(c.id, outcome);
+    options.onResult?.(c, outcome);
+  }
+  return results;
+}
