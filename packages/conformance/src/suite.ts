@@ -11,7 +11,8 @@ import type {
   processRunFunction,
   ServerProcess,
   SocketStream,
-  StartUpServerOptions,
+  AnyServerOptions,
+  StartUpServerResult,
   socketStreamAddress,
   socketStreamPeerAddress,
 } from '@comm/core';
@@ -48,7 +49,7 @@ export interface CaseContext {
   /** Runs `fn` after the case, last registered first, pass or fail. */
   defer(fn: () => unknown): void;
   /** Starts a server with `wait: true` on loopback, port 0 unless given; fails the case if it does not start. */
-  startServer(options?: StartUpServerOptions): Promise<{ server: ServerProcess; port: number; host: string }>;
+  startServer(options?: AnyServerOptions): Promise<{ server: ServerProcess; port: number; host: string }>;
   /** An independent client on `node:net`, closed after the case. */
   connect(port: number, host?: string): Promise<RawClient>;
   /** Polls `condition` every 10 ms until it holds; throws with `what` after `ms`. */
@@ -290,12 +291,12 @@ export async function runCase(c: Case, subject: Subject): Promise<void> {
     subject,
     defer: (fn) => cleanups.push(fn),
     async startServer(options = {}) {
-      const [server, condition] = await api.startUpServer({
+      const [server, condition] = await (api.startUpServer({
         service: 0,
         address: '127.0.0.1',
         ...options,
         wait: true,
-      });
+      } as AnyServerOptions) as Promise<StartUpServerResult>);
       if (!server) throw new Error(`the server did not start: ${condition?.message}`);
       cleanups.push(() => api.serverTerminate(server));
       const [, port] = api.getSocketAddress(server.socket);

@@ -1,7 +1,7 @@
 import type { Ipv6Address } from './address.js';
 import type { Backend } from './backend.js';
 import { type OpenTcpStreamOptions, openTcpStream } from './client.js';
-import type { StartUpServerOptions } from './options.js';
+import type { AnyServerOptions, StartUpServerOptions, StartUpStreamServerOptions } from './options.js';
 import { type ServerProcess, type StartUpServerResult, serverTerminate, startUpServer } from './server.js';
 import type { SocketStream } from './stream.js';
 
@@ -13,7 +13,9 @@ export type {
   AnnounceFunction,
   Ipv6Mode,
   Service,
+  AnyServerOptions,
   StartUpServerOptions,
+  StartUpStreamServerOptions,
   Writable,
 } from './options.js';
 export { formatS } from './options.js';
@@ -42,9 +44,11 @@ export type { OpenTcpStreamOptions } from './client.js';
 /** The part of the public API that depends on the backend, bound to one. */
 export interface BoundApi {
   readonly backend: Backend;
+  startUpServer(options: StartUpStreamServerOptions & { wait: true }): Promise<StartUpServerResult>;
   startUpServer(options: StartUpServerOptions & { wait: true }): Promise<StartUpServerResult>;
+  startUpServer(options: StartUpStreamServerOptions & { wait?: false }): ServerProcess;
   startUpServer(options?: StartUpServerOptions & { wait?: false }): ServerProcess;
-  startUpServer(options?: StartUpServerOptions): ServerProcess | Promise<StartUpServerResult>;
+  startUpServer(options?: AnyServerOptions): ServerProcess | Promise<StartUpServerResult>;
   serverTerminate(process?: ServerProcess | null): boolean;
   openTcpStream(
     hostspec: string | number | Ipv6Address,
@@ -57,7 +61,7 @@ export interface BoundApi {
 export function bindBackend(backend: Backend): BoundApi {
   return {
     backend,
-    startUpServer: ((options?: StartUpServerOptions) => startUpServer(backend, options)) as BoundApi['startUpServer'],
+    startUpServer: ((options?: AnyServerOptions) => startUpServer(backend, options)) as BoundApi['startUpServer'],
     serverTerminate,
     openTcpStream: (hostspec, service, options) => openTcpStream(backend, hostspec, service, options),
   };

@@ -1,5 +1,5 @@
 import { Ipv6Address } from './address.js';
-import type { ListeningSocket } from './sockets.js';
+import type { ListeningSocket, SocketHandle } from './sockets.js';
 import type { SocketStream } from './stream.js';
 
 /** Anything with `write(string)`: a Node stream, a Deno/Bun writer wrapper, an array collector. */
@@ -14,10 +14,7 @@ export type AddressSpec = string | number | Ipv6Address | null;
 /** What `announce` is called with: the listening socket, or `null` and why not. */
 export type AnnounceFunction = (socket: ListeningSocket | null, condition: Error | null) => void;
 
-export interface StartUpServerOptions {
-  /** Called with each connection's socket handle (a `SocketStream` when `createStream`). */
-  function?: ((handle: never) => unknown) | null;
-  createStream?: boolean;
+interface CommonServerOptions {
   announce?: Writable | AnnounceFunction | boolean | null;
   service?: Service;
   localPort?: Service;
@@ -34,6 +31,20 @@ export interface StartUpServerOptions {
   /** The built-in listener evaluates what clients send: it serves other addresses than loopback only with this. */
   allowRemoteListener?: boolean;
 }
+
+/** `function` gets the socket handle (R1). */
+export type StartUpServerOptions = CommonServerOptions & {
+  createStream?: false;
+  function?: ((handle: SocketHandle) => unknown) | null;
+};
+
+/** With `createStream: true`, `function` gets a `SocketStream` on the handle (R1). */
+export type StartUpStreamServerOptions = CommonServerOptions & {
+  createStream: true;
+  function?: ((stream: SocketStream) => unknown) | null;
+};
+
+export type AnyServerOptions = StartUpServerOptions | StartUpStreamServerOptions;
 
 /** The options after defaults, synonyms and validation. */
 export interface ServerOptions {
@@ -52,8 +63,6 @@ export interface ServerOptions {
   readonly reuseport: boolean;
   readonly allowRemoteListener: boolean;
 }
-
-export type HandlerFor<O> = O extends { createStream: true } ? SocketStream : unknown;
 
 const known = new Set([
   'function',

@@ -1,7 +1,7 @@
 import type { Backend, Connection, Listener, ListenSpec } from './backend.js';
 import { listenCondition, StartupCondition } from './conditions.js';
 import { builtInListener } from './listener.js';
-import { type AnnounceFunction, normalizeServerOptions, type ServerOptions, type StartUpServerOptions } from './options.js';
+import { type AnnounceFunction, normalizeServerOptions, type ServerOptions, type AnyServerOptions } from './options.js';
 import { currentServer } from './process.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
 import { ListeningSocket } from './sockets.js';
@@ -265,7 +265,7 @@ export type StartUpServerResult = [ServerProcess, null] | [null, Error];
 /** `comm:start-up-server` on a given backend. */
 export function startUpServer(
   backend: Backend,
-  options?: StartUpServerOptions,
+  options?: AnyServerOptions,
 ): ServerProcess | Promise<StartUpServerResult> {
   const normalized = normalizeServerOptions(options);
   const server = new ServerProcess(backend, normalized);

@@ -10,31 +10,52 @@ function addressOf(address: string | undefined, port: number | undefined, fam: s
   return { address: address ?? '', port: port ?? 0, family: family(fam) };
 }
 
+/** Chunks a connection may queue before its socket is paused: pausing per chunk costs a syscall each time. */
+const READ_AHEAD_CHUNKS = 16;
+
 /** A connected `net.Socket` adapted to pull reads and paced writes. */
 class NodeConnection implements Connection {
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly #socket: net.Socket;
-  // The queue holds at most one chunk: the socket is paused while nobody reads, so the peer is slowed down.
+  // Bounded read-ahead: past it the socket is paused, so a slow consumer slows the peer down.
   readonly #incoming: PullQueue<Uint8Array>;
   #error: Error | null = null;
+  #drained: { resolve: () => void; reject: (e: Error) => void } | null = null;
 
   constructor(socket: net.Socket) {
     this.#socket = socket;
     this.local = addressOf(socket.localAddress, socket.localPort, socket.localFamily);
     this.remote = addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
-    this.#incoming = new PullQueue({ highWater: 1, onLow: () => socket.resume() });
+    this.#incoming = new PullQueue({
+      highWater: READ_AHEAD_CHUNKS,
+      onLow: () => {
+        if (socket.isPaused()) socket.resume();
+      },
+    });
     socket.pause();
     socket.on('data', (chunk: Buffer) => {
       if (!this.#incoming.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length))) socket.pause();
     });
     socket.on('end', () => this.#incoming.end());
-    socket.on('close', () => this.#incoming.end());
+    socket.on('drain', () => this.#settleDrain(null));
+    socket.on('close', () => {
+      this.#incoming.end();
+      this.#settleDrain(this.#error ?? new Error('the connection closed before the write completed'));
+    });
     socket.on('error', (error) => {
-      // A reset or a failed write ends input; the write that failed reports the error itself.
+      // A reset or a failed write ends input; the pending write reports the error.
       this.#error = error;
       this.#incoming.end();
     });
+  }
+
+  #settleDrain(error: Error | null): void {
+    const waiter = this.#drained;
+    this.#drained = null;
+    if (!waiter) return;
+    if (error) waiter.reject(error);
+    else waiter.resolve();
   }
 
   read(): Promise<Uint8Array | null> {
@@ -45,22 +66,10 @@ class NodeConnection implements Connection {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded)
       return Promise.reject(this.#error ?? new Error('write on a closed connection (EPIPE)'));
+    // write() false means Node buffered past its high-water mark: wait for 'drain' (backpressure).
+    if (socket.write(chunk)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      let settled = false;
-      const settle = (error?: Error | null) => {
-        if (settled) return;
-        settled = true;
-        socket.off('drain', onDrain);
-        socket.off('close', onClose);
-        if (error) reject(error);
-        else resolve();
-      };
-      const onDrain = () => settle();
-      const onClose = () => settle(this.#error ?? new Error('the connection closed before the write completed'));
-      socket.on('close', onClose);
-      // write() false means Node buffered past its high-water mark: wait for 'drain' (backpressure).
-      if (socket.write(chunk, (error) => error && settle(error))) settle();
-      else socket.on('drain', onDrain);
+      this.#drained = { resolve, reject };
     });
   }
 

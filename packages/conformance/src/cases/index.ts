@@ -1,2 +1,6 @@
 // Each file adds the cases of its rules; the order here is the order of the matrix.
 import './connections.js';
+import './addresses.js';
+import './lifecycle.js';
+import './sockets.js';
+import './streams.js';

@@ -1,0 +1,32 @@
+/** A small flag parser: `--name value`, `--flag`, `--no-flag`; unknown flags are an error that names them. */
+export function parseArgs(
+  argv: readonly string[],
+  spec: { values: readonly string[]; flags: readonly string[] },
+  usage: string,
+): { values: Map<string, string>; flags: Map<string, boolean> } {
+  const values = new Map<string, string>();
+  const flags = new Map<string, boolean>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const [name, inline] = arg.startsWith('--') ? (arg.slice(2).split(/=(.*)/s) as [string, string?]) : [arg];
+    if (spec.values.includes(name)) {
+      const value = inline ?? argv[++i];
+      if (value === undefined) fail(`--${name} needs a value`, usage);
+      values.set(name, value);
+    } else if (spec.flags.includes(name)) flags.set(name, true);
+    else if (name.startsWith('no-') && spec.flags.includes(name.slice(3))) flags.set(name.slice(3), false);
+    else fail(`unknown argument "${arg}"`, usage);
+  }
+  return { values, flags };
+}
+
+export function fail(message: string, usage?: string): never {
+  console.error(usage ? `${message}\n${usage}` : message);
+  process.exit(2);
+}
+
+/** A service as the command line gives it: digits are a port, anything else a name. */
+export function serviceArg(text: string): number | string | null {
+  if (text === 'null' || text === 'nil') return null;
+  return /^\d+$/.test(text) ? Number(text) : text;
+}

@@ -1,0 +1,18 @@
+import { parseArgs, serviceArg } from './args.js';
+import { loadBackend } from './backends.js';
+import { talkingToMyself } from './talk.js';
+
+const usage = 'usage: talk-client [--backend node] [--host localhost] [--service 10244]';
+const { values } = parseArgs(process.argv.slice(2), { values: ['backend', 'host', 'service'], flags: [] }, usage);
+const api = await loadBackend(values.get('backend') ?? 'node');
+const service = serviceArg(values.get('service') ?? '10244');
+if (service === null) {
+  console.error('talk client: --service must name a port');
+  process.exit(2);
+}
+try {
+  await talkingToMyself(api, values.get('host') ?? 'localhost', service);
+} catch (error) {
+  console.error(`talk client: ${(error as Error).message}`);
+  process.exit(1);
+}

@@ -1,0 +1,51 @@
+import { fail, parseArgs, serviceArg } from './args.js';
+import { loadBackend } from './backends.js';
+import { makeStreamAndTalk } from './talk.js';
+
+const usage = `usage: talk-server [--backend node] [--service 10244] [--address ADDR] [--ipv6 any|both|true|false]
+                   [--backlog N] [--keepalive] [--no-nodelay] [--announce]
+Serves the seed's talk protocol until SIGINT or SIGTERM. --service 0 takes any free port.`;
+
+const { values, flags } = parseArgs(
+  process.argv.slice(2),
+  { values: ['backend', 'service', 'address', 'ipv6', 'backlog'], flags: ['keepalive', 'nodelay', 'announce'] },
+  usage,
+);
+const ipv6Text = values.get('ipv6') ?? 'any';
+const ipv6 = ({ any: 'any', both: 'both', true: true, false: false } as const)[ipv6Text as 'any'];
+if (ipv6 === undefined) fail(`--ipv6 must be any, both, true or false, not "${ipv6Text}"`, usage);
+const backlogText = values.get('backlog');
+const backlog = backlogText === undefined ? 5 : Number(backlogText);
+if (!Number.isInteger(backlog) || backlog <= 0) fail(`--backlog must be a positive integer, not "${backlogText}"`, usage);
+
+const api = await loadBackend(values.get('backend') ?? 'node');
+const [server, condition] = await api.startUpServer({
+  function: makeStreamAndTalk(api),
+  service: serviceArg(values.get('service') ?? '10244'),
+  address: values.get('address') ?? null,
+  ipv6,
+  backlog,
+  keepalive: flags.get('keepalive') ?? false,
+  nodelay: flags.get('nodelay') ?? true,
+  // The announce line is printed either way: scripts (the demo) read the port from it.
+  announce: flags.get('announce') === false ? null : true,
+  error: false,
+  wait: true,
+});
+if (!server) {
+  console.error(`talk server: ${condition.message}`);
+  process.exit(1);
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    api.serverTerminate(server);
+    void server.terminated.then(() => {
+      console.log(`${server.name} terminated`);
+      process.exit(0);
+    });
+  });
+await server.terminated;
+if (server.state === 'failed') {
+  console.error(`talk server failed: ${server.condition?.message}`);
+  process.exit(1);
+}

@@ -1,0 +1,14 @@
+import { cases, deviationFor, runCase, type Subject } from '@comm/conformance';
+import { describe, it } from 'vitest';
+import * as api from '../src/index.js';
+
+// The shared suite, one vitest case per conformance case, in this runtime (Node).
+const subject: Subject = { api, entry: new URL('../dist/index.js', import.meta.url).href };
+
+describe(`conformance on @comm/${api.backend.name}`, () => {
+  for (const c of cases) {
+    const deviation = deviationFor(api.backend, c);
+    if (deviation) it.skip(`${c.id}: deviation: ${deviation.reason} (${deviation.upstream})`, () => {});
+    else it(`${c.id}: ${c.title}`, () => runCase(c, subject), (c.timeoutMs ?? 10_000) + 6_000);
+  }
+});
