@@ -1,3 +1,5 @@
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({ test: { testTimeout: 20_000, hookTimeout: 20_000, include: ['test/**/*.test.ts'] } });
+export default defineConfig({
+  test: { testTimeout: 20_000, hookTimeout: 20_000, include: ['test/**/*.test.ts'] },
+});

@@ -20,4 +20,5 @@ const server = net.createServer((socket) => {
 server.listen({ host: '127.0.0.1', port: 0, backlog: 511 }, () => {
   console.log(`baseline listening on 127.0.0.1 port ${(server.address() as net.AddressInfo).port}`);
 });
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => server.close(() => process.exit(0)));
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => server.close(() => process.exit(0)));

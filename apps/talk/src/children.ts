@@ -16,7 +16,11 @@ export interface Child {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
-export function startChild(command: string, args: readonly string[], options: { echo?: boolean } = {}): Child {
+export function startChild(
+  command: string,
+  args: readonly string[],
+  options: { echo?: boolean } = {},
+): Child {
   const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -30,7 +34,9 @@ export function startChild(command: string, args: readonly string[], options: { 
     err += text;
     process.stderr.write(text);
   });
-  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  const exited = new Promise<number>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))),
+  );
   let alive = true;
   void exited.then(() => {
     alive = false;

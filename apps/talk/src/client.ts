@@ -3,7 +3,11 @@ import { loadBackend } from './backends.js';
 import { talkingToMyself } from './talk.js';
 
 const usage = 'usage: talk-client [--backend node] [--host localhost] [--service 10244]';
-const { values } = parseArgs(process.argv.slice(2), { values: ['backend', 'host', 'service'], flags: [] }, usage);
+const { values } = parseArgs(
+  process.argv.slice(2),
+  { values: ['backend', 'host', 'service'], flags: [] },
+  usage,
+);
 const api = await loadBackend(values.get('backend') ?? 'node');
 const service = serviceArg(values.get('service') ?? '10244');
 if (service === null) {

@@ -9,9 +9,12 @@ for (const backend of backendNames) {
   const server = startChild(...scriptCommand('server.js', ['--backend', backend, '--service', '0']));
   try {
     const [, port] = await server.waitFor(/ port (\d+)\n/);
-    const client = startChild(...scriptCommand('client.js', ['--backend', backend, '--service', port as string]), {
-      echo: true,
-    });
+    const client = startChild(
+      ...scriptCommand('client.js', ['--backend', backend, '--service', port as string]),
+      {
+        echo: true,
+      },
+    );
     if ((await client.exited) !== 0) failed = true;
   } catch (error) {
     console.error(`demo: ${(error as Error).message}`);

@@ -58,7 +58,18 @@ function median(values: number[]): number {
 }
 
 const baseline = startChild(...scriptCommand('baseline-server.js', []));
-const comm = startChild(...scriptCommand('server.js', ['--backend', 'node', '--service', '0', '--address', '127.0.0.1', '--backlog', '511']));
+const comm = startChild(
+  ...scriptCommand('server.js', [
+    '--backend',
+    'node',
+    '--service',
+    '0',
+    '--address',
+    '127.0.0.1',
+    '--backlog',
+    '511',
+  ]),
+);
 try {
   const basePort = Number((await baseline.waitFor(/ port (\d+)\n/))[1]);
   const commPort = Number((await comm.waitFor(/ port (\d+)\n/))[1]);
@@ -72,8 +83,12 @@ try {
   const b = median(rates.baseline);
   const c = median(rates.comm);
   console.log(`connections ${CONNECTIONS}, ${ROUNDS} rounds of ${SECONDS} s each, medians:`);
-  console.log(`  node:net baseline   ${b.toFixed(0)} replies/s  (rounds: ${rates.baseline.map((r) => r.toFixed(0)).join(', ')})`);
-  console.log(`  @comm/node talk     ${c.toFixed(0)} replies/s  (rounds: ${rates.comm.map((r) => r.toFixed(0)).join(', ')})`);
+  console.log(
+    `  node:net baseline   ${b.toFixed(0)} replies/s  (rounds: ${rates.baseline.map((r) => r.toFixed(0)).join(', ')})`,
+  );
+  console.log(
+    `  @comm/node talk     ${c.toFixed(0)} replies/s  (rounds: ${rates.comm.map((r) => r.toFixed(0)).join(', ')})`,
+  );
   console.log(`  ratio @comm/node / node:net = ${(c / b).toFixed(2)}`);
 } finally {
   await Promise.all([baseline.stop(), comm.stop()]);

@@ -8,7 +8,10 @@ Serves the seed's talk protocol until SIGINT or SIGTERM. --service 0 takes any f
 
 const { values, flags } = parseArgs(
   process.argv.slice(2),
-  { values: ['backend', 'service', 'address', 'ipv6', 'backlog'], flags: ['keepalive', 'nodelay', 'announce'] },
+  {
+    values: ['backend', 'service', 'address', 'ipv6', 'backlog'],
+    flags: ['keepalive', 'nodelay', 'announce'],
+  },
   usage,
 );
 const ipv6Text = values.get('ipv6') ?? 'any';
@@ -16,7 +19,8 @@ const ipv6 = ({ any: 'any', both: 'both', true: true, false: false } as const)[i
 if (ipv6 === undefined) fail(`--ipv6 must be any, both, true or false, not "${ipv6Text}"`, usage);
 const backlogText = values.get('backlog');
 const backlog = backlogText === undefined ? 5 : Number(backlogText);
-if (!Number.isInteger(backlog) || backlog <= 0) fail(`--backlog must be a positive integer, not "${backlogText}"`, usage);
+if (!Number.isInteger(backlog) || backlog <= 0)
+  fail(`--backlog must be a positive integer, not "${backlogText}"`, usage);
 
 const api = await loadBackend(values.get('backend') ?? 'node');
 const [server, condition] = await api.startUpServer({

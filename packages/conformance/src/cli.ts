@@ -24,7 +24,10 @@ for (let i = 0; i < args.length; i++) {
       process.exit(2);
     }
     const module = value.slice(eq + 1);
-    const entry = module.startsWith('.') || isAbsolute(module) || existsSync(module) ? pathToFileURL(resolve(module)).href : module;
+    const entry =
+      module.startsWith('.') || isAbsolute(module) || existsSync(module)
+        ? pathToFileURL(resolve(module)).href
+        : module;
     backends.push({ name: value.slice(0, eq), entry });
   } else if (arg === '--only') only = args[++i] ?? '';
   else if (arg === '--json') json = true;
@@ -50,7 +53,8 @@ for (const { name, entry } of backends) {
   );
   matrix.set(name, results);
 }
-if (json) console.log(JSON.stringify(Object.fromEntries([...matrix].map(([k, v]) => [k, Object.fromEntries(v)]))));
+if (json)
+  console.log(JSON.stringify(Object.fromEntries([...matrix].map(([k, v]) => [k, Object.fromEntries(v)]))));
 else {
   const ids = cases.filter((c) => [...matrix.values()].some((m) => m.has(c.id))).map((c) => c.id);
   console.log(formatMatrix(matrix, ids));

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type {
+  AnyServerOptions,
   Backend,
   BoundApi,
   Deviation,
@@ -11,7 +12,6 @@ import type {
   processRunFunction,
   ServerProcess,
   SocketStream,
-  AnyServerOptions,
   StartUpServerResult,
   socketStreamAddress,
   socketStreamPeerAddress,
@@ -80,7 +80,9 @@ export function fixturePath(name: string): string {
 function spawnFixture(subject: Subject, name: string, args: readonly string[]): Fixture {
   const script = fixturePath(name);
   const argv = [subject.entry, ...args];
-  const [command, ...rest] = subject.command ? subject.command(script, argv) : [process.execPath, script, ...argv];
+  const [command, ...rest] = subject.command
+    ? subject.command(script, argv)
+    : [process.execPath, script, ...argv];
   const child = spawn(command as string, rest, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -142,7 +144,12 @@ export interface Case {
 export const cases: Case[] = [];
 
 /** Adds a case to the suite; its rule is the id's prefix. */
-export function defineCase(id: string, title: string, run: (t: CaseContext) => Promise<void>, timeoutMs?: number): void {
+export function defineCase(
+  id: string,
+  title: string,
+  run: (t: CaseContext) => Promise<void>,
+  timeoutMs?: number,
+): void {
   const rule = id.split('.')[0] as string;
   if (cases.some((c) => c.id === id)) throw new Error(`conformance: duplicate case id ${id}`);
   cases.push({ id, rule, title, run, ...(timeoutMs ? { timeoutMs } : {}) });
@@ -187,7 +194,9 @@ export class RawClient {
   }
 
   write(data: string | Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.write(data, (error) => (error ? reject(error) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.socket.write(data, (error) => (error ? reject(error) : resolve())),
+    );
   }
 
   writeLine(line: string): Promise<void> {

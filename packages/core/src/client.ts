@@ -45,12 +45,21 @@ const known = new Set([
   'keepalive',
 ]);
 
-function connectTimeout(seconds: number | null, host: string, port: number): { promise: Promise<never>; cancel(): void } {
+function connectTimeout(
+  seconds: number | null,
+  host: string,
+  port: number,
+): { promise: Promise<never>; cancel(): void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const promise = new Promise<never>((_, reject) => {
     if (seconds !== null)
       timer = setTimeout(
-        () => reject(new StartupCondition(`connecting to ${host} port ${port} timed out after ${seconds} s`, { code: 'ETIMEDOUT' })),
+        () =>
+          reject(
+            new StartupCondition(`connecting to ${host} port ${port} timed out after ${seconds} s`, {
+              code: 'ETIMEDOUT',
+            }),
+          ),
         seconds * 1000,
       );
   });
@@ -70,7 +79,8 @@ export function openTcpStream(
   checkAddress('openTcpStream', 'hostspec', hostspec);
   if (hostspec === null) throw new TypeError('openTcpStream: hostspec must name a host, not null');
   checkService('openTcpStream', 'service', service);
-  if (service === null || service === 0) throw new TypeError(`openTcpStream: service must name a port, not ${describe(service)}`);
+  if (service === null || service === 0)
+    throw new TypeError(`openTcpStream: service must name a port, not ${describe(service)}`);
   for (const name of ['errorp', 'nodelay', 'keepalive'] as const)
     if (options[name] !== undefined) checkBoolean('openTcpStream', name, options[name]);
   if (options.ipv6 !== undefined) checkIpv6('openTcpStream', options.ipv6);
@@ -78,7 +88,9 @@ export function openTcpStream(
   if (options.localPort !== undefined) checkService('openTcpStream', 'localPort', options.localPort);
   const timeout = options.timeout ?? null;
   if (timeout !== null && !(typeof timeout === 'number' && timeout > 0))
-    throw new TypeError(`openTcpStream: option "timeout" must be a positive number of seconds or null, not ${describe(timeout)}`);
+    throw new TypeError(
+      `openTcpStream: option "timeout" must be a positive number of seconds or null, not ${describe(timeout)}`,
+    );
   // Stream options are checked now too, by building the stream's option object before connecting.
   const streamOptions = {
     direction: options.direction ?? 'io',
@@ -97,7 +109,11 @@ export function openTcpStream(
       local = first?.host;
     }
     const localPort = options.localPort == null ? undefined : resolveService(options.localPort, 'localPort');
-    const deadline = connectTimeout(timeout, String(hostspec instanceof Ipv6Address ? hostspec.toString() : hostspec), port);
+    const deadline = connectTimeout(
+      timeout,
+      String(hostspec instanceof Ipv6Address ? hostspec.toString() : hostspec),
+      port,
+    );
     let last: unknown = null;
     try {
       for (const endpoint of endpoints) {
@@ -109,7 +125,10 @@ export function openTcpStream(
           return new SocketStream({ socket: connection, ...streamOptions });
         } catch (error) {
           // A connection that completes after the deadline is closed, not leaked.
-          pending.then((late: Connection) => late.destroy(), () => {});
+          pending.then(
+            (late: Connection) => late.destroy(),
+            () => {},
+          );
           last = error;
           if (error instanceof StartupCondition && error.code === 'ETIMEDOUT') break;
         }

@@ -7,13 +7,14 @@ import type { SocketStream } from './stream.js';
 
 export * from './address.js';
 export type * from './backend.js';
+export type { OpenTcpStreamOptions } from './client.js';
 export { errorCode, StartupCondition } from './conditions.js';
 export type {
   AddressSpec,
   AnnounceFunction,
+  AnyServerOptions,
   Ipv6Mode,
   Service,
-  AnyServerOptions,
   StartUpServerOptions,
   StartUpStreamServerOptions,
   Writable,
@@ -21,7 +22,14 @@ export type {
 export { formatS } from './options.js';
 export { LightweightProcess, type ProcessState, processRunFunction } from './process.js';
 export { PullQueue } from './queue.js';
-export { type ServiceEntry, getServiceEntry, parseServices } from './services.js';
+export {
+  acceptFailurePolicy,
+  ServerProcess,
+  type ServerState,
+  type StartUpServerResult,
+  serverTerminate,
+} from './server.js';
+export { getServiceEntry, parseServices, type ServiceEntry } from './services.js';
 export {
   type AddressAndPort,
   getSocketAddress,
@@ -30,7 +38,6 @@ export {
   ListeningSocket,
   type SocketHandle,
 } from './sockets.js';
-export { acceptFailurePolicy, ServerProcess, type ServerState, type StartUpServerResult, serverTerminate } from './server.js';
 export {
   type Direction,
   type ElementType,
@@ -39,7 +46,6 @@ export {
   socketStreamAddress,
   socketStreamPeerAddress,
 } from './stream.js';
-export type { OpenTcpStreamOptions } from './client.js';
 
 /** The part of the public API that depends on the backend, bound to one. */
 export interface BoundApi {
@@ -61,7 +67,8 @@ export interface BoundApi {
 export function bindBackend(backend: Backend): BoundApi {
   return {
     backend,
-    startUpServer: ((options?: AnyServerOptions) => startUpServer(backend, options)) as BoundApi['startUpServer'],
+    startUpServer: ((options?: AnyServerOptions) =>
+      startUpServer(backend, options)) as BoundApi['startUpServer'],
     serverTerminate,
     openTcpStream: (hostspec, service, options) => openTcpStream(backend, hostspec, service, options),
   };

@@ -130,7 +130,9 @@ export function checkAddress(where: string, option: string, value: unknown): voi
 
 export function checkIpv6(where: string, value: unknown): void {
   if (value !== 'any' && value !== 'both' && typeof value !== 'boolean')
-    throw new TypeError(`${where}: option "ipv6" must be 'any', 'both', true or false, not ${describe(value)}`);
+    throw new TypeError(
+      `${where}: option "ipv6" must be 'any', 'both', true or false, not ${describe(value)}`,
+    );
 }
 
 export function checkKnown(where: string, options: object, allowed: ReadonlySet<string>): void {
@@ -199,7 +201,15 @@ export function normalizeServerOptions(input: unknown): ServerOptions {
   if (backlog !== null && !(Number.isInteger(backlog) && (backlog as number) > 0))
     fail('backlog', 'a positive integer or null', backlog);
 
-  for (const name of ['createStream', 'nodelay', 'keepalive', 'wait', 'error', 'reuseport', 'allowRemoteListener'])
+  for (const name of [
+    'createStream',
+    'nodelay',
+    'keepalive',
+    'wait',
+    'error',
+    'reuseport',
+    'allowRemoteListener',
+  ])
     if (o[name] !== undefined) checkBoolean('startUpServer', name, o[name]);
   const wait = (o.wait as boolean | undefined) ?? false;
 
@@ -212,7 +222,12 @@ export function normalizeServerOptions(input: unknown): ServerOptions {
   return {
     function: fn as ServerOptions['function'],
     createStream: (o.createStream as boolean | undefined) ?? false,
-    announce: announce === true ? consoleWritable : announce === false ? null : (announce as ServerOptions['announce']),
+    announce:
+      announce === true
+        ? consoleWritable
+        : announce === false
+          ? null
+          : (announce as ServerOptions['announce']),
     service,
     address,
     backlog: backlog as number | null,

@@ -51,7 +51,8 @@ export function processRunFunction<A extends unknown[]>(
   fn: (...args: A) => unknown,
   ...args: A
 ): LightweightProcess {
-  if (typeof name !== 'string') throw new TypeError(`processRunFunction: name must be a string, not ${describe(name)}`);
+  if (typeof name !== 'string')
+    throw new TypeError(`processRunFunction: name must be a string, not ${describe(name)}`);
   if (typeof fn !== 'function')
     throw new TypeError(`processRunFunction: fn must be a function, not ${describe(fn)}`);
   return new LightweightProcess(name, () => fn(...args));

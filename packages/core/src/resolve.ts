@@ -11,7 +11,9 @@ export function resolveService(service: Service, where = 'service'): number {
   if (/^\d+$/.test(service)) {
     const port = Number(service);
     if (port <= 65535) return port;
-    throw new StartupCondition(`${where} "${service}" is not a port: ports run from 0 to 65535`, { code: 'EINVAL' });
+    throw new StartupCondition(`${where} "${service}" is not a port: ports run from 0 to 65535`, {
+      code: 'EINVAL',
+    });
   }
   const entry = getServiceEntry(service, 'tcp');
   if (!entry)
@@ -54,9 +56,13 @@ export async function resolveEndpoints(
   }
   if (literal) {
     if (literal.family === 6 && ipv6 === false)
-      throw new StartupCondition(`address ${literal.host} is IPv6, but ipv6 is false (IPv4 only)`, { code: 'EINVAL' });
+      throw new StartupCondition(`address ${literal.host} is IPv6, but ipv6 is false (IPv4 only)`, {
+        code: 'EINVAL',
+      });
     if (literal.family === 4 && ipv6 === true)
-      throw new StartupCondition(`address ${literal.host} is IPv4, but ipv6 is true (IPv6 only)`, { code: 'EINVAL' });
+      throw new StartupCondition(`address ${literal.host} is IPv4, but ipv6 is true (IPv6 only)`, {
+        code: 'EINVAL',
+      });
     if (literal.family === 4 && ipv6 === 'both') return [{ host: mapped(literal.host), family: 6 }];
     return [literal];
   }
@@ -90,5 +96,6 @@ export async function resolveEndpoints(
 }
 
 export function isLoopback(host: string): boolean {
-  return host.startsWith('127.') || host === '::1' || host.startsWith('::ffff:127.');
+  const bare = host.split('%')[0] as string;
+  return bare.startsWith('127.') || bare === '::1' || bare.startsWith('::ffff:127.');
 }

@@ -1,7 +1,12 @@
 import type { Backend, Connection, Listener, ListenSpec } from './backend.js';
 import { listenCondition, StartupCondition } from './conditions.js';
 import { builtInListener } from './listener.js';
-import { type AnnounceFunction, normalizeServerOptions, type ServerOptions, type AnyServerOptions } from './options.js';
+import {
+  type AnnounceFunction,
+  type AnyServerOptions,
+  normalizeServerOptions,
+  type ServerOptions,
+} from './options.js';
 import { currentServer } from './process.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
 import { ListeningSocket } from './sockets.js';
@@ -36,6 +41,7 @@ export class ServerProcess {
   readonly #backend: Backend;
   readonly #options: ServerOptions;
   #spec: ListenSpec | null = null;
+  #opening: Promise<Listener> | null = null;
   #terminateAfterCall = false;
   #wake: (() => void) | null = null;
   readonly #context = { requestTerminate: () => this.#requestTerminate() };
@@ -68,17 +74,17 @@ export class ServerProcess {
   /** @internal opens the socket and starts the accept loop; false if starting failed. */
   async start(): Promise<boolean> {
     let listener: Listener;
+    this.#opening = this.#open();
     try {
-      listener = await this.#open();
+      listener = await this.#opening;
     } catch (error) {
       this.#fail(error);
       return false;
     }
-    if (!this.active) {
-      await listener.close();
-      return false;
-    }
+    // Terminated while starting: #release closes what #opening gives.
+    if (!this.active) return false;
     this.#listening(listener);
+    if (!this.active) return false;
     void this.#serve();
     return true;
   }
@@ -122,12 +128,18 @@ export class ServerProcess {
     this.#socket = new ListeningSocket(listener);
     this.#state = 'listening';
     const announce = this.#options.announce;
-    if (typeof announce === 'function') {
-      currentServer.run(this.#context, () => (announce as AnnounceFunction)(this.#socket, null));
-    } else if (announce) {
-      const { address, port } = listener.local;
-      const where = address.includes(':') ? `[${address}]` : address;
-      announce.write(`${this.name} listening on ${where} port ${port}\n`);
+    try {
+      if (typeof announce === 'function') {
+        currentServer.run(this.#context, () => (announce as AnnounceFunction)(this.#socket, null));
+      } else if (announce) {
+        const { address, port } = listener.local;
+        const where = address.includes(':') ? `[${address}]` : address;
+        announce.write(`${this.name} listening on ${where} port ${port}\n`);
+      }
+    } catch (error) {
+      // A failing announce is a failure of the server like any other (R13), never a rejection of wait (R12).
+      this.#fail(error);
+      return;
     }
     if (this.#terminateAfterCall) this.terminate();
   }
@@ -198,10 +210,12 @@ export class ServerProcess {
           return false;
         }
         this.#listening(listener);
-        return true;
+        return this.active;
       } catch (error) {
         last = error;
-        await this.#sleep(Math.min(acceptFailurePolicy.firstBackoffMs * 2 ** attempt, acceptFailurePolicy.maxBackoffMs));
+        await this.#sleep(
+          Math.min(acceptFailurePolicy.firstBackoffMs * 2 ** attempt, acceptFailurePolicy.maxBackoffMs),
+        );
       }
     }
     this.#fail(listenCondition(spec.host, spec.port, last));
@@ -234,7 +248,8 @@ export class ServerProcess {
     this.#condition = condition;
     this.#release();
     const announce = this.#options.announce;
-    if (typeof announce === 'function' && !this.#options.error) (announce as AnnounceFunction)(null, condition);
+    if (typeof announce === 'function' && !this.#options.error)
+      (announce as AnnounceFunction)(null, condition);
     if (this.#options.error)
       setTimeout(() => {
         throw condition;
@@ -246,7 +261,14 @@ export class ServerProcess {
     this.#socket = null;
     this.#wake?.();
     this.#wake = null;
-    void (socket ? socket.close() : Promise.resolve()).finally(() => this.#settle());
+    // While starting there is no socket yet, but the bind in flight must be undone before `terminated` settles.
+    const closing = socket
+      ? socket.close()
+      : (this.#opening?.then(
+          (listener) => listener.close(),
+          () => {},
+        ) ?? Promise.resolve());
+    void closing.finally(() => this.#settle());
   }
 
   /** @internal R15; use `serverTerminate`. */

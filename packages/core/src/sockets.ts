@@ -46,13 +46,17 @@ function pair(address: SocketAddress | undefined): AddressAndPort {
 }
 
 /** `[address, port]` of the local end: an IPv4 integer or an `Ipv6Address`; `[null, null]` if not connected. */
-export function getSocketAddress(socket: ListeningSocket | SocketHandle | HasAddresses | null): AddressAndPort {
+export function getSocketAddress(
+  socket: ListeningSocket | SocketHandle | HasAddresses | null,
+): AddressAndPort {
   if (socket instanceof ListeningSocket && !socket.open) return [null, null];
   return pair(socket?.local);
 }
 
 /** `[address, port]` of the peer; `[null, null]` for a listening socket or when not connected. */
-export function getSocketPeerAddress(socket: ListeningSocket | SocketHandle | HasAddresses | null): AddressAndPort {
+export function getSocketPeerAddress(
+  socket: ListeningSocket | SocketHandle | HasAddresses | null,
+): AddressAndPort {
   if (!socket || socket instanceof ListeningSocket) return [null, null];
   return pair(socket.remote);
 }

@@ -27,12 +27,21 @@ const TIMED_OUT = Symbol('timed out');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8');
 
-const knownOptions = new Set(['socket', 'direction', 'elementType', 'readTimeout', 'writeTimeout', 'lineLimit']);
+const knownOptions = new Set([
+  'socket',
+  'direction',
+  'elementType',
+  'readTimeout',
+  'writeTimeout',
+  'lineLimit',
+]);
 
 function checkSeconds(option: string, value: unknown): number | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value))
-    throw new TypeError(`SocketStream: option "${option}" must be a positive number of seconds or null, not ${describe(value)}`);
+    throw new TypeError(
+      `SocketStream: option "${option}" must be a positive number of seconds or null, not ${describe(value)}`,
+    );
   return value;
 }
 
@@ -85,10 +94,14 @@ export class SocketStream {
       throw new TypeError(`SocketStream: options must be an object, not ${describe(options)}`);
     checkKnown('SocketStream', options, knownOptions);
     if (!isConnection(options.socket))
-      throw new TypeError(`SocketStream: option "socket" must be a socket handle, not ${describe(options.socket)}`);
+      throw new TypeError(
+        `SocketStream: option "socket" must be a socket handle, not ${describe(options.socket)}`,
+      );
     const direction = options.direction ?? 'io';
     if (direction !== 'input' && direction !== 'output' && direction !== 'io')
-      throw new TypeError(`SocketStream: option "direction" must be 'input', 'output' or 'io', not ${describe(direction)}`);
+      throw new TypeError(
+        `SocketStream: option "direction" must be 'input', 'output' or 'io', not ${describe(direction)}`,
+      );
     const elementType = options.elementType ?? 'base-char';
     if (elementType !== 'base-char' && elementType !== 'character' && elementType !== 'unsigned-byte')
       throw new TypeError(
@@ -96,7 +109,9 @@ export class SocketStream {
       );
     const lineLimit = options.lineLimit ?? DEFAULT_LINE_LIMIT;
     if (!Number.isInteger(lineLimit) || lineLimit <= 0)
-      throw new TypeError(`SocketStream: option "lineLimit" must be a positive integer, not ${describe(lineLimit)}`);
+      throw new TypeError(
+        `SocketStream: option "lineLimit" must be a positive integer, not ${describe(lineLimit)}`,
+      );
     this.socket = options.socket;
     this.direction = direction;
     this.elementType = elementType;
@@ -112,7 +127,8 @@ export class SocketStream {
   // ---- input ----
 
   #checkInput(): void {
-    if (this.direction === 'output') throw new Error('SocketStream: this stream has direction output and cannot be read');
+    if (this.direction === 'output')
+      throw new Error('SocketStream: this stream has direction output and cannot be read');
   }
 
   get #buffered(): number {
@@ -217,7 +233,8 @@ export class SocketStream {
   // ---- output ----
 
   #checkOutput(): void {
-    if (this.direction === 'input') throw new Error('SocketStream: this stream has direction input and cannot be written');
+    if (this.direction === 'input')
+      throw new Error('SocketStream: this stream has direction input and cannot be written');
     if (this.#closed) throw new Error('SocketStream: the stream is closed');
   }
 
@@ -240,18 +257,23 @@ export class SocketStream {
 
   writeChar(char: string): Promise<void> {
     if (typeof char !== 'string' || [...char].length !== 1)
-      return Promise.reject(new TypeError(`SocketStream: writeChar takes one character, not ${describe(char)}`));
+      return Promise.reject(
+        new TypeError(`SocketStream: writeChar takes one character, not ${describe(char)}`),
+      );
     return this.#put(encoder.encode(char));
   }
 
   writeByte(byte: number): Promise<void> {
     if (!Number.isInteger(byte) || byte < 0 || byte > 255)
-      return Promise.reject(new TypeError(`SocketStream: writeByte takes an integer 0-255, not ${describe(byte)}`));
+      return Promise.reject(
+        new TypeError(`SocketStream: writeByte takes an integer 0-255, not ${describe(byte)}`),
+      );
     return this.#put(Uint8Array.of(byte));
   }
 
   writeSequence(bytes: Uint8Array | readonly number[], start = 0, end = bytes.length): Promise<void> {
-    const copy = bytes instanceof Uint8Array ? bytes.slice(start, end) : Uint8Array.from(bytes.slice(start, end));
+    const copy =
+      bytes instanceof Uint8Array ? bytes.slice(start, end) : Uint8Array.from(bytes.slice(start, end));
     return this.#put(copy);
   }
 
@@ -280,7 +302,9 @@ export class SocketStream {
     try {
       const result = await withTimeout(this.socket.write(data), this.writeTimeout);
       if (result === TIMED_OUT) {
-        this.#writeError = new Error(`SocketStream: write timed out: the peer took nothing for ${this.writeTimeout} s`);
+        this.#writeError = new Error(
+          `SocketStream: write timed out: the peer took nothing for ${this.writeTimeout} s`,
+        );
         this.socket.destroy();
       }
     } catch (error) {

@@ -31,10 +31,19 @@ describe('node backend seam', () => {
   });
 
   it('binding a port in use fails with EADDRINUSE', async () => {
-    const spec = { host: '127.0.0.1', port: 0, family: 4 as const, ipv6Only: false, backlog: 5, reusePort: false };
+    const spec = {
+      host: '127.0.0.1',
+      port: 0,
+      family: 4 as const,
+      ipv6Only: false,
+      backlog: 5,
+      reusePort: false,
+    };
     const listener = await backend.listen(spec);
     try {
-      await expect(backend.listen({ ...spec, port: listener.local.port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      await expect(backend.listen({ ...spec, port: listener.local.port })).rejects.toMatchObject({
+        code: 'EADDRINUSE',
+      });
     } finally {
       await listener.close();
     }

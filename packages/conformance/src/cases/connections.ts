@@ -4,17 +4,21 @@ import { defineCase } from '../suite.js';
 
 // R1: `function` is called with the connected socket handle (a SocketStream when createStream).
 
-defineCase('R1.handle-is-connection', 'function gets a socket handle that a SocketStream can wrap', async (t) => {
-  const { SocketStream } = t.api;
-  const { port } = await t.startServer({
-    function: (handle: Connection) => {
-      const stream = new SocketStream({ socket: handle, direction: 'io' });
-      void stream.writeLine('hello from the handle').then(() => stream.close());
-    },
-  });
-  const client = await t.connect(port);
-  assert.equal(await client.readLine(), 'hello from the handle');
-});
+defineCase(
+  'R1.handle-is-connection',
+  'function gets a socket handle that a SocketStream can wrap',
+  async (t) => {
+    const { SocketStream } = t.api;
+    const { port } = await t.startServer({
+      function: (handle: Connection) => {
+        const stream = new SocketStream({ socket: handle, direction: 'io' });
+        void stream.writeLine('hello from the handle').then(() => stream.close());
+      },
+    });
+    const client = await t.connect(port);
+    assert.equal(await client.readLine(), 'hello from the handle');
+  },
+);
 
 defineCase('R1.handle-addresses', "the handle's addresses are the connection's two ends", async (t) => {
   let seen: [unknown, unknown, unknown, unknown] | null = null;
@@ -100,64 +104,76 @@ defineCase('R2.sequential-calls', 'the next connection is taken only after funct
   assert.equal(overlap, false);
 });
 
-defineCase('R2.promise-settles-first', 'a returned promise holds the next call until it settles', async (t) => {
-  const events: string[] = [];
-  const { port } = await t.startServer({
-    function: (handle: Connection) => {
-      events.push('start');
-      return new Promise<void>((resolve) =>
-        setTimeout(() => {
-          events.push('end');
-          handle.destroy();
-          resolve();
-        }, 50),
-      );
-    },
-  });
-  const a = await t.connect(port);
-  const b = await t.connect(port);
-  await a.closedByPeer();
-  await b.closedByPeer();
-  assert.deepEqual(events, ['start', 'end', 'start', 'end']);
-});
+defineCase(
+  'R2.promise-settles-first',
+  'a returned promise holds the next call until it settles',
+  async (t) => {
+    const events: string[] = [];
+    const { port } = await t.startServer({
+      function: (handle: Connection) => {
+        events.push('start');
+        return new Promise<void>((resolve) =>
+          setTimeout(() => {
+            events.push('end');
+            handle.destroy();
+            resolve();
+          }, 50),
+        );
+      },
+    });
+    const a = await t.connect(port);
+    const b = await t.connect(port);
+    await a.closedByPeer();
+    await b.closedByPeer();
+    assert.deepEqual(events, ['start', 'end', 'start', 'end']);
+  },
+);
 
-defineCase('R2.burst-none-lost', '30 clients that connect at once are all served, in order of arrival', async (t) => {
-  const { port } = await t.startServer({
-    backlog: 64,
-    createStream: true,
-    function: async (stream: SocketStream) => {
-      const line = await stream.readLine();
-      await stream.writeLine(`ok ${line}`);
-      await stream.close();
-    },
-  });
-  const clients = await Promise.all(Array.from({ length: 30 }, () => t.connect(port)));
-  await Promise.all(clients.map((c, i) => c.writeLine(String(i))));
-  const replies = await Promise.all(clients.map((c) => c.readLine()));
-  assert.deepEqual(
-    replies,
-    clients.map((_, i) => `ok ${i}`),
-  );
-});
-
-defineCase('R2.process-run-function-concurrency', 'a handler that hands on to processRunFunction serves clients at once', async (t) => {
-  const { port } = await t.startServer({
-    createStream: true,
-    function: (stream: SocketStream) => {
-      t.api.processRunFunction('talk', async () => {
-        for (let line = await stream.readLine(); line !== null; line = await stream.readLine()) {
-          await stream.writeLine(`You sent: '${line}'`);
-          await stream.finishOutput();
-        }
+defineCase(
+  'R2.burst-none-lost',
+  '30 clients that connect at once are all served, in order of arrival',
+  async (t) => {
+    const { port } = await t.startServer({
+      backlog: 64,
+      createStream: true,
+      function: async (stream: SocketStream) => {
+        const line = await stream.readLine();
+        await stream.writeLine(`ok ${line}`);
         await stream.close();
-      });
-    },
-  });
-  const a = await t.connect(port);
-  const b = await t.connect(port);
-  // b is served while a still holds its session open.
-  await b.writeLine('from b');
-  assert.equal(await b.readLine(), "You sent: 'from b'");
-  await a.writeLine('from a');
-  assert.equal(await a.readLine(), "You sent: 'from a'");
-});
+      },
+    });
+    const clients = await Promise.all(Array.from({ length: 30 }, () => t.connect(port)));
+    await Promise.all(clients.map((c, i) => c.writeLine(String(i))));
+    const replies = await Promise.all(clients.map((c) => c.readLine()));
+    assert.deepEqual(
+      replies,
+      clients.map((_, i) => `ok ${i}`),
+    );
+  },
+);
+
+defineCase(
+  'R2.process-run-function-concurrency',
+  'a handler that hands on to processRunFunction serves clients at once',
+  async (t) => {
+    const { port } = await t.startServer({
+      createStream: true,
+      function: (stream: SocketStream) => {
+        t.api.processRunFunction('talk', async () => {
+          for (let line = await stream.readLine(); line !== null; line = await stream.readLine()) {
+            await stream.writeLine(`You sent: '${line}'`);
+            await stream.finishOutput();
+          }
+          await stream.close();
+        });
+      },
+    });
+    const a = await t.connect(port);
+    const b = await t.connect(port);
+    // b is served while a still holds its session open.
+    await b.writeLine('from b');
+    assert.equal(await b.readLine(), "You sent: 'from b'");
+    await a.writeLine('from a');
+    assert.equal(await a.readLine(), "You sent: 'from a'");
+  },
+);
