@@ -10,6 +10,7 @@ export function scriptCommand(script: string, args: readonly string[]): [string,
 export interface Child {
   readonly process: ChildProcess;
   readonly output: () => string;
+  readonly errors: () => string;
   readonly exited: Promise<number>;
   /** The first match of `pattern` in stdout; rejects if the child exits first or after `ms`. */
   waitFor(pattern: RegExp, ms?: number): Promise<RegExpMatchArray>;
@@ -32,7 +33,7 @@ export function startChild(
   });
   child.stderr.setEncoding('utf8').on('data', (text: string) => {
     err += text;
-    process.stderr.write(text);
+    if (options.echo) process.stderr.write(text);
   });
   const exited = new Promise<number>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))),
@@ -45,6 +46,7 @@ export function startChild(
   return {
     process: child,
     output: () => out,
+    errors: () => err,
     exited,
     async waitFor(pattern, ms = 15_000) {
       const until = Date.now() + ms;

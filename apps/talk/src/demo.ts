@@ -17,7 +17,7 @@ for (const backend of backendNames) {
     );
     if ((await client.exited) !== 0) failed = true;
   } catch (error) {
-    console.error(`demo: ${(error as Error).message}`);
+    console.error(`demo: ${(error as Error).message}\n${server.errors()}`);
     failed = true;
   } finally {
     const code = await server.stop('SIGTERM');

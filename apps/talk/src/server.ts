@@ -23,6 +23,9 @@ if (!Number.isInteger(backlog) || backlog <= 0)
   fail(`--backlog must be a positive integer, not "${backlogText}"`, usage);
 
 const api = await loadBackend(values.get('backend') ?? 'node');
+// Installed before the server starts: a signal that comes right after the announce line still ends it cleanly.
+let stop: () => void = () => process.exit(0);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop());
 const [server, condition] = await api.startUpServer({
   function: makeStreamAndTalk(api),
   service: serviceArg(values.get('service') ?? '10244'),
@@ -40,16 +43,12 @@ if (!server) {
   console.error(`talk server: ${condition.message}`);
   process.exit(1);
 }
-for (const signal of ['SIGINT', 'SIGTERM'] as const)
-  process.once(signal, () => {
-    api.serverTerminate(server);
-    void server.terminated.then(() => {
-      console.log(`${server.name} terminated`);
-      process.exit(0);
-    });
-  });
+stop = () => api.serverTerminate(server);
 await server.terminated;
 if (server.state === 'failed') {
   console.error(`talk server failed: ${server.condition?.message}`);
   process.exit(1);
 }
+console.log(`${server.name} terminated`);
+// Sessions handed on to their own processes do not keep a terminated server's process alive.
+process.exit(0);

@@ -134,7 +134,8 @@ export const nodeBackend: Backend = {
 
   listen(spec: ListenSpec): Promise<Listener> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer({ pauseOnConnect: true });
+      // allowHalfOpen: a client's FIN ends its input only; the handler may still reply (half-close).
+      const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
       const onError = (error: Error) => reject(error);
       server.once('error', onError);
       server.listen(
@@ -142,8 +143,8 @@ export const nodeBackend: Backend = {
           host: spec.host,
           port: spec.port,
           ipv6Only: spec.family === 6 && spec.ipv6Only,
-          // Node's own default backlog is 511; null asks for the system's (SOMAXCONN), as listen(2) users expect.
-          backlog: spec.backlog ?? 4096,
+          // Node's own default is 511; null asks for the system's: the kernel caps any backlog at somaxconn.
+          backlog: spec.backlog ?? 0x7fffffff,
           exclusive: true,
           ...(spec.reusePort ? { reusePort: true } : {}),
         },
@@ -158,6 +159,8 @@ export const nodeBackend: Backend = {
   connect(spec): Promise<Connection> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({
+        // The peer's FIN ends our input only; we close our side when the stream says so (half-close).
+        allowHalfOpen: true,
         host: spec.host,
         port: spec.port,
         family: spec.family,

@@ -1,0 +1,92 @@
+import * as net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+// The built scripts, run as a user runs them: real processes, real ports.
+import { type Child, scriptCommand, startChild } from '../dist/children.js';
+
+const transcript = [
+  'I said: "Hello self."',
+  `Self replied: "You sent: 'Hello self.'"`,
+  `I said: "Why don't you say something original?"`,
+  `Self replied: "You sent: 'Why don't you say something original?'"`,
+  'I said: "Talk to you later then.  Bye."',
+  `Self replied: "You sent: 'Talk to you later then.  Bye.'"`,
+];
+
+const children: Child[] = [];
+function run(script: string, args: string[]): Child {
+  const child = startChild(...scriptCommand(script, args));
+  children.push(child);
+  return child;
+}
+afterEach(async () => {
+  await Promise.all(children.splice(0).map((c) => c.stop('SIGKILL')));
+});
+
+describe('the talk apps', () => {
+  it('the demo prints the seed transcript exactly and exits 0', async () => {
+    const demo = run('demo.js', []);
+    expect(await demo.exited).toBe(0);
+    const lines = demo.output().trim().split('\n');
+    expect(lines).toEqual(['--- talk on the node backend ---', ...transcript]);
+  }, 30_000);
+
+  it('the server announces its port, serves the client, and exits 0 on SIGTERM', async () => {
+    const server = run('server.js', ['--service', '0', '--address', '127.0.0.1']);
+    const [line, port] = await server.waitFor(/^.* port (\d+)\n/m);
+    expect(line).toMatch(/^0 server listening on 127\.0\.0\.1 port \d+\n$/);
+    const client = run('client.js', ['--service', port as string, '--host', '127.0.0.1']);
+    expect(await client.exited).toBe(0);
+    expect(client.output().trim().split('\n')).toEqual(transcript);
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(server.output()).toContain('0 server terminated');
+  }, 30_000);
+
+  it('the server passes its options to the socket: --ipv6 true listens on ::', async () => {
+    const server = run('server.js', ['--service', '0', '--ipv6', 'true', '--backlog', '9', '--keepalive']);
+    await server.waitFor(/listening on \[::\] port \d+/);
+    expect(await server.stop('SIGINT')).toBe(0);
+  }, 30_000);
+
+  it('a port in use makes the server exit non-zero, naming the cause', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as net.AddressInfo).port;
+      const server = run('server.js', ['--service', String(port), '--address', '127.0.0.1']);
+      expect(await server.exited).toBe(1);
+      expect(server.errors()).toMatch(
+        /cannot listen on 127\.0\.0\.1 port \d+: the address is already in use \(EADDRINUSE\)/,
+      );
+    } finally {
+      blocker.close();
+    }
+  }, 30_000);
+
+  it('bad arguments are refused with a message that names them', async () => {
+    const badIpv6 = run('server.js', ['--ipv6', 'maybe']);
+    expect(await badIpv6.exited).toBe(2);
+    expect(badIpv6.errors()).toContain('--ipv6 must be any, both, true or false, not "maybe"');
+    const unknown = run('server.js', ['--colour', 'blue']);
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.errors()).toContain('unknown argument "--colour"');
+    const badAddress = run('server.js', ['--service', '0', '--address', 'no-such-host.invalid']);
+    expect(await badAddress.exited).toBe(1);
+    expect(badAddress.errors()).toContain('cannot resolve host name "no-such-host.invalid"');
+  }, 30_000);
+
+  it('the client exits 1 with a message when nothing listens', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const client = run('client.js', ['--service', String(port), '--host', '127.0.0.1']);
+    expect(await client.exited).toBe(1);
+    expect(client.errors()).toMatch(/talk client: .*ECONNREFUSED/);
+  }, 30_000);
+
+  it('the third seed example records the socket and tells the port', async () => {
+    const example = run('third-example.js', []);
+    expect(await example.exited).toBe(0);
+    expect(example.output()).toMatch(/^address 0\.0\.0\.0 port [1-9]\d*$/m);
+  }, 30_000);
+});
