@@ -15,7 +15,7 @@ import {
 } from '@comm/core';
 import { type KernelSocketOptions, kernelToolsAvailable, listenBacklog, socketOptions } from '../kernel.js';
 import type { CaseContext } from '../suite.js';
-import { defineCase } from '../suite.js';
+import { defineCase, within } from '../suite.js';
 
 // ---- helpers ----
 
@@ -38,21 +38,6 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** Resolves to `promise`'s value, or rejects naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function gate(): { promise: Promise<void>; open: () => void } {

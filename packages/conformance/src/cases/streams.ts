@@ -9,24 +9,9 @@ import type {
   StartUpServerOptions,
 } from '@comm/core';
 import type { CaseContext } from '../suite.js';
-import { defineCase } from '../suite.js';
+import { defineCase, within } from '../suite.js';
 
 // ---- helpers ----
-
-/** Resolves to `promise`'s value, or rejects naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface Settle<T> {
   readonly promise: Promise<T>;
