@@ -9,6 +9,7 @@
  * Only `node:` builtins, so the same code runs under Node, Bun and Deno (Deno needs --allow-run).
  */
 import { execFile } from 'node:child_process';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 
 /** Every child process gets this long before it is killed. */

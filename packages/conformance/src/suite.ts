@@ -1,5 +1,7 @@
+import { Buffer } from 'node:buffer';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as net from 'node:net';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import type {
   AnyServerOptions,

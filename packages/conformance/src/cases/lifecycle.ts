@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
+import process from 'node:process';
 import type {
   Connection,
   ListeningSocket,

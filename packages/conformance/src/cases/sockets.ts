@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import * as net from 'node:net';
+import process from 'node:process';
 import {
   acceptFailurePolicy,
   type Backend,

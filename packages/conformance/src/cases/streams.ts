@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import type {
