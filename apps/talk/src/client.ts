@@ -1,5 +1,6 @@
 import { parseArgs, serviceArg } from './args.js';
 import { loadBackend } from './backends.js';
+import { inRuntimeOf } from './runtime.js';
 import { talkingToMyself } from './talk.js';
 
 const usage = 'usage: talk-client [--backend node] [--host localhost] [--service 10244]';
@@ -8,6 +9,7 @@ const { values } = parseArgs(
   { values: ['backend', 'host', 'service'], flags: [] },
   usage,
 );
+await inRuntimeOf(values.get('backend') ?? 'node', import.meta.url);
 const api = await loadBackend(values.get('backend') ?? 'node');
 const service = serviceArg(values.get('service') ?? '10244');
 if (service === null) {

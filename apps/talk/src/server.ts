@@ -1,5 +1,6 @@
 import { fail, parseArgs, serviceArg } from './args.js';
 import { loadBackend } from './backends.js';
+import { inRuntimeOf } from './runtime.js';
 import { makeStreamAndTalk } from './talk.js';
 
 const usage = `usage: talk-server [--backend node] [--service 10244] [--address ADDR] [--ipv6 any|both|true|false]
@@ -22,6 +23,7 @@ const backlog = backlogText === undefined ? 5 : Number(backlogText);
 if (!Number.isInteger(backlog) || backlog <= 0)
   fail(`--backlog must be a positive integer, not "${backlogText}"`, usage);
 
+await inRuntimeOf(values.get('backend') ?? 'node', import.meta.url);
 const api = await loadBackend(values.get('backend') ?? 'node');
 // Installed before the server starts: a signal that comes right after the announce line still ends it cleanly.
 let stop: () => void = () => process.exit(0);

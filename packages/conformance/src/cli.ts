@@ -1,64 +1,118 @@
 #!/usr/bin/env node
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import process from 'node:process';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import './cases/index.js';
 import { formatMatrix, type Matrix } from './matrix.js';
-import { type BackendModule, cases, runSuite } from './suite.js';
+import { currentRuntime, type Runtime, runtimeCommand } from './runtimes.js';
+import { type BackendModule, cases, type Outcome, runSuite } from './suite.js';
 
-const usage = `usage: comm-conformance --backend NAME=MODULE [--backend ...] [--only PATTERN] [--json]
-  MODULE is a path or package name that exports the contract bound to a backend (like @comm/node).
-  --only keeps the cases whose id contains PATTERN. --json prints the outcomes as JSON instead of the matrix.`;
+const usage = `usage: comm-conformance [--backend NAME=MODULE]... [--column NAME=RUNTIME:MODULE]...
+                        [--informational NAME=RUNTIME:MODULE]... [--only PATTERN] [--json]
+  --backend        runs the suite here, in this process's runtime, against MODULE (a path or a package
+                   name exporting the contract bound to a backend, like @comm/node)
+  --column         runs it in a child process of RUNTIME (node, bun or deno) against MODULE
+  --informational  like --column, but its failures are shown and do not fail the run
+  --only           keeps the cases whose id contains PATTERN
+  --json           prints the outcomes as JSON instead of the matrix`;
 
-const backends: Array<{ name: string; entry: string }> = [];
+function fail(message: string): never {
+  console.error(`${message}\n${usage}`);
+  process.exit(2);
+}
+
+function entryOf(module: string): string {
+  return module.startsWith('.') || isAbsolute(module) || existsSync(module) ? pathToFileURL(resolve(module)).href : module;
+}
+
+interface Column {
+  name: string;
+  runtime: Runtime | null; // null: in this process
+  module: string;
+  informational: boolean;
+}
+
+const columns: Column[] = [];
 let only: string | null = null;
 let json = false;
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i++) {
   const arg = args[i] as string;
-  if (arg === '--backend') {
+  if (arg === '--backend' || arg === '--column' || arg === '--informational') {
     const value = args[++i] ?? '';
     const eq = value.indexOf('=');
-    if (eq <= 0) {
-      console.error(`--backend takes NAME=MODULE, not "${value}"\n${usage}`);
-      process.exit(2);
+    if (eq <= 0) fail(`${arg} takes NAME=${arg === '--backend' ? '' : 'RUNTIME:'}MODULE, not "${value}"`);
+    const name = value.slice(0, eq);
+    let rest = value.slice(eq + 1);
+    let runtime: Runtime | null = null;
+    if (arg !== '--backend') {
+      const colon = rest.indexOf(':');
+      runtime = rest.slice(0, colon) as Runtime;
+      if (!['node', 'bun', 'deno'].includes(runtime)) fail(`${arg} ${value}: RUNTIME must be node, bun or deno`);
+      rest = rest.slice(colon + 1);
     }
-    const module = value.slice(eq + 1);
-    const entry =
-      module.startsWith('.') || isAbsolute(module) || existsSync(module)
-        ? pathToFileURL(resolve(module)).href
-        : module;
-    backends.push({ name: value.slice(0, eq), entry });
+    columns.push({ name, runtime, module: rest, informational: arg === '--informational' });
   } else if (arg === '--only') only = args[++i] ?? '';
   else if (arg === '--json') json = true;
-  else {
-    console.error(`unknown argument "${arg}"\n${usage}`);
-    process.exit(2);
-  }
+  else fail(`unknown argument "${arg}"`);
 }
-if (backends.length === 0) {
-  console.error(usage);
-  process.exit(2);
+if (columns.length === 0) fail('name at least one backend');
+
+async function runHere(column: Column): Promise<Map<string, Outcome>> {
+  const entry = entryOf(column.module);
+  const api = (await import(entry)) as BackendModule;
+  const here = currentRuntime();
+  return runSuite(
+    { api, entry: import.meta.resolve(entry), command: (script, argv) => runtimeCommand(here, script, argv) },
+    {
+      only: only === null ? undefined : (c) => c.id.includes(only as string),
+      onResult: json ? undefined : (c, o) => process.stderr.write(`${column.name} ${c.id}: ${o.status}\n`),
+    },
+  );
+}
+
+/** Runs the suite in another runtime: this same script, with --json, in a child process of that runtime. */
+function runThere(column: Column): Promise<Map<string, Outcome>> {
+  const self = fileURLToPath(import.meta.url);
+  const argv = ['--backend', `${column.name}=${column.module}`, '--json', ...(only === null ? [] : ['--only', only])];
+  const [command, ...rest] = runtimeCommand(column.runtime as Runtime, self, argv);
+  process.stderr.write(`running the suite for ${column.name} in ${column.runtime}...\n`);
+  return new Promise((resolvePromise) => {
+    const child = spawn(command as string, rest, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (err += t));
+    const failAll = (why: string) => {
+      const m = new Map<string, Outcome>();
+      for (const c of cases) m.set(c.id, { status: 'fail', ms: 0, error: why });
+      return m;
+    };
+    child.on('error', (error) => resolvePromise(failAll(`could not start ${column.runtime}: ${error.message}`)));
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        const parsed = JSON.parse(line) as Record<string, Record<string, Outcome>>;
+        resolvePromise(new Map(Object.entries(parsed[column.name] ?? {})));
+      } catch {
+        resolvePromise(failAll(`${column.runtime} exited with ${code} without results: ${err.trim().slice(-2000)}`));
+      }
+    });
+  });
 }
 
 const matrix: Matrix = new Map();
-for (const { name, entry } of backends) {
-  const api = (await import(entry)) as BackendModule;
-  const results = await runSuite(
-    { api, entry: import.meta.resolve(entry) },
-    {
-      only: only === null ? undefined : (c) => c.id.includes(only as string),
-      onResult: json ? undefined : (c, o) => process.stderr.write(`${name} ${c.id}: ${o.status}\n`),
-    },
-  );
-  matrix.set(name, results);
-}
-if (json)
-  console.log(JSON.stringify(Object.fromEntries([...matrix].map(([k, v]) => [k, Object.fromEntries(v)]))));
+for (const column of columns) matrix.set(column.name, column.runtime ? await runThere(column) : await runHere(column));
+
+if (json) console.log(JSON.stringify(Object.fromEntries([...matrix].map(([k, v]) => [k, Object.fromEntries(v)]))));
 else {
   const ids = cases.filter((c) => [...matrix.values()].some((m) => m.has(c.id))).map((c) => c.id);
-  console.log(formatMatrix(matrix, ids));
+  const informational = new Set(columns.filter((c) => c.informational).map((c) => c.name));
+  console.log(formatMatrix(matrix, ids, informational));
 }
-const failed = [...matrix.values()].some((m) => [...m.values()].some((o) => o.status === 'fail'));
+const failed = columns.some(
+  (c) => !c.informational && [...(matrix.get(c.name)?.values() ?? [])].some((o) => o.status === 'fail'),
+);
 process.exit(failed ? 1 : 0);

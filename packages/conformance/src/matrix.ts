@@ -14,7 +14,11 @@ function cell(outcome: Outcome | undefined): string {
  * The case x backend table, then each failure and each deviation with its reason, then the
  * closing line `N passed, N failed` (deviations are counted apart, never as passes).
  */
-export function formatMatrix(matrix: Matrix, caseIds: readonly string[]): string {
+export function formatMatrix(
+  matrix: Matrix,
+  caseIds: readonly string[],
+  informational: ReadonlySet<string> = new Set(),
+): string {
   const backends = [...matrix.keys()];
   const width = Math.max(4, ...caseIds.map((id) => id.length));
   const columns = backends.map((b) => Math.max(9, b.length));
@@ -38,13 +42,16 @@ export function formatMatrix(matrix: Matrix, caseIds: readonly string[]): string
       if (outcome.status === 'pass') p++;
       else if (outcome.status === 'fail') {
         f++;
-        notes.push(`FAIL ${backend} ${id}: ${outcome.error.split('\n').slice(0, 4).join('\n    ')}`);
+        const label = informational.has(backend) ? 'fail (informational)' : 'FAIL';
+        notes.push(`${label} ${backend} ${id}: ${outcome.error.split('\n').slice(0, 4).join('\n    ')}`);
       } else {
         d++;
         notes.push(`deviation ${backend} ${id}: ${outcome.reason} (${outcome.upstream})`);
       }
     }
-    lines.push(`${backend}: ${p} passed, ${f} failed, ${d} declared deviations, of ${results.size} cases`);
+    const note = informational.has(backend) ? ' (informational: not counted below)' : '';
+    lines.push(`${backend}: ${p} passed, ${f} failed, ${d} declared deviations, of ${results.size} cases${note}`);
+    if (note) continue;
     passed += p;
     failed += f;
     deviations += d;
