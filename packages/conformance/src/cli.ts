@@ -24,7 +24,9 @@ function fail(message: string): never {
 }
 
 function entryOf(module: string): string {
-  return module.startsWith('.') || isAbsolute(module) || existsSync(module) ? pathToFileURL(resolve(module)).href : module;
+  return module.startsWith('.') || isAbsolute(module) || existsSync(module)
+    ? pathToFileURL(resolve(module)).href
+    : module;
 }
 
 interface Column {
@@ -50,7 +52,8 @@ for (let i = 0; i < args.length; i++) {
     if (arg !== '--backend') {
       const colon = rest.indexOf(':');
       runtime = rest.slice(0, colon) as Runtime;
-      if (!['node', 'bun', 'deno'].includes(runtime)) fail(`${arg} ${value}: RUNTIME must be node, bun or deno`);
+      if (!['node', 'bun', 'deno'].includes(runtime))
+        fail(`${arg} ${value}: RUNTIME must be node, bun or deno`);
       rest = rest.slice(colon + 1);
     }
     columns.push({ name, runtime, module: rest, informational: arg === '--informational' });
@@ -76,7 +79,12 @@ async function runHere(column: Column): Promise<Map<string, Outcome>> {
 /** Runs the suite in another runtime: this same script, with --json, in a child process of that runtime. */
 function runThere(column: Column): Promise<Map<string, Outcome>> {
   const self = fileURLToPath(import.meta.url);
-  const argv = ['--backend', `${column.name}=${column.module}`, '--json', ...(only === null ? [] : ['--only', only])];
+  const argv = [
+    '--backend',
+    `${column.name}=${column.module}`,
+    '--json',
+    ...(only === null ? [] : ['--only', only]),
+  ];
   const [command, ...rest] = runtimeCommand(column.runtime as Runtime, self, argv);
   process.stderr.write(`running the suite for ${column.name} in ${column.runtime}...\n`);
   return new Promise((resolvePromise) => {
@@ -90,23 +98,29 @@ function runThere(column: Column): Promise<Map<string, Outcome>> {
       for (const c of cases) m.set(c.id, { status: 'fail', ms: 0, error: why });
       return m;
     };
-    child.on('error', (error) => resolvePromise(failAll(`could not start ${column.runtime}: ${error.message}`)));
+    child.on('error', (error) =>
+      resolvePromise(failAll(`could not start ${column.runtime}: ${error.message}`)),
+    );
     child.on('exit', (code) => {
       const line = out.trim().split('\n').pop() ?? '';
       try {
         const parsed = JSON.parse(line) as Record<string, Record<string, Outcome>>;
         resolvePromise(new Map(Object.entries(parsed[column.name] ?? {})));
       } catch {
-        resolvePromise(failAll(`${column.runtime} exited with ${code} without results: ${err.trim().slice(-2000)}`));
+        resolvePromise(
+          failAll(`${column.runtime} exited with ${code} without results: ${err.trim().slice(-2000)}`),
+        );
       }
     });
   });
 }
 
 const matrix: Matrix = new Map();
-for (const column of columns) matrix.set(column.name, column.runtime ? await runThere(column) : await runHere(column));
+for (const column of columns)
+  matrix.set(column.name, column.runtime ? await runThere(column) : await runHere(column));
 
-if (json) console.log(JSON.stringify(Object.fromEntries([...matrix].map(([k, v]) => [k, Object.fromEntries(v)]))));
+if (json)
+  console.log(JSON.stringify(Object.fromEntries([...matrix].map(([k, v]) => [k, Object.fromEntries(v)]))));
 else {
   const ids = cases.filter((c) => [...matrix.values()].some((m) => m.has(c.id))).map((c) => c.id);
   const informational = new Set(columns.filter((c) => c.informational).map((c) => c.name));

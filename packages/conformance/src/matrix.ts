@@ -50,7 +50,9 @@ export function formatMatrix(
       }
     }
     const note = informational.has(backend) ? ' (informational: not counted below)' : '';
-    lines.push(`${backend}: ${p} passed, ${f} failed, ${d} declared deviations, of ${results.size} cases${note}`);
+    lines.push(
+      `${backend}: ${p} passed, ${f} failed, ${d} declared deviations, of ${results.size} cases${note}`,
+    );
     if (note) continue;
     passed += p;
     failed += f;
