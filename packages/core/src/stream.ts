@@ -21,6 +21,8 @@ export interface SocketStreamOptions {
 /** A write beyond this many buffered bytes waits for the peer: the sender's memory stays bounded. */
 const OUTPUT_BUFFER = 64 * 1024;
 const DEFAULT_LINE_LIMIT = 1024 * 1024;
+/** How long `close()` keeps draining a peer that still sends, before it resets the connection. */
+const LINGER_S = 2;
 const NEWLINE = 0x0a;
 const TIMED_OUT = Symbol('timed out');
 
@@ -332,17 +334,43 @@ export class SocketStream {
   async close(options: { abort?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     let failure: unknown = null;
+    let ended = false;
     if (!options.abort && this.direction !== 'input') {
       try {
         await this.finishOutput();
         await this.socket.end();
+        ended = true;
       } catch (error) {
         failure = error;
       }
     }
     this.#closed = true;
-    this.socket.destroy();
+    if (ended && !this.#eof) void this.#linger();
+    else this.socket.destroy();
     if (failure) throw failure;
+  }
+
+  /**
+   * Closing a socket with unread input makes the kernel send a reset, and the peer may then lose
+   * the reply it had not read yet. So after our FIN, input is read and dropped until the peer
+   * closes too, for a few seconds at most, and only then is the socket destroyed.
+   */
+  async #linger(): Promise<void> {
+    const until = Date.now() + LINGER_S * 1000;
+    try {
+      for (;;) {
+        const left = (until - Date.now()) / 1000;
+        if (left <= 0) break;
+        this.#pendingRead ??= this.socket.read();
+        const chunk = await withTimeout(this.#pendingRead, left);
+        if (chunk === TIMED_OUT || chunk === null) break;
+        this.#pendingRead = null;
+      }
+    } catch {
+      // a failed read ends the wait just as well
+    } finally {
+      this.socket.destroy();
+    }
   }
 }
 

@@ -1,0 +1,8 @@
+import { bindBackend } from '@comm/core';
+import { bunBackend } from './backend.js';
+
+export * from '@comm/core';
+export { bunBackend as backend };
+
+/** The contract bound to `Bun.listen` / `Bun.connect`: the same names every backend package exports. */
+export const { startUpServer, serverTerminate, openTcpStream } = bindBackend(bunBackend);

@@ -1,0 +1,499 @@
+import { afterEach, describe, expect, it } from 'bun:test';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import * as net from 'node:net';
+import process from 'node:process';
+import { listenBacklog, socketOptions } from '@comm/conformance';
+import type { Connection, Listener, ListenSpec } from '@comm/core';
+import { backend, serverTerminate, startUpServer } from '../src/index.js';
+
+// The seam itself, below the contract: what core relies on from this backend, and the ways a
+// Bun socket fails (a peer's reset, a half-close, the kernel taking part of a write).
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    try {
+      await cleanup();
+    } catch (error) {
+      console.error('cleanup failed:', error);
+    }
+  }
+});
+
+function spec(over: Partial<ListenSpec> = {}): ListenSpec {
+  return { host: '127.0.0.1', port: 0, family: 4, ipv6Only: false, backlog: 5, reusePort: false, ...over };
+}
+
+async function listening(over: Partial<ListenSpec> = {}): Promise<Listener> {
+  const listener = await backend.listen(spec(over));
+  cleanups.push(() => listener.close());
+  return listener;
+}
+
+function track<T extends { destroy(): void }>(thing: T): T {
+  cleanups.push(() => thing.destroy());
+  return thing;
+}
+
+/**
+ * An independent peer on `node:net` (no @comm code in between), half-open so that our FIN ends its
+ * input only. Kept here rather than borrowed from the suite, so that these tests stand on their own.
+ */
+class Peer {
+  readonly socket: net.Socket;
+  readonly localPort: number;
+  #buffer = Buffer.alloc(0);
+  #ended = false;
+  #waiters: Array<() => void> = [];
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    this.localPort = socket.localPort ?? 0;
+    socket.on('data', (chunk: Buffer) => {
+      this.#buffer = Buffer.concat([this.#buffer, chunk]);
+      this.#wake();
+    });
+    for (const event of ['end', 'close', 'error']) socket.on(event, () => this.#end());
+  }
+
+  #end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  async #more(): Promise<void> {
+    await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+
+  write(data: string | Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.socket.write(data, (error) => (error ? reject(error) : resolve())),
+    );
+  }
+
+  /** Half-close: FIN, reading goes on. */
+  end(): void {
+    this.socket.end();
+  }
+
+  /** The next line without its newline; null at end of input. */
+  async readLine(): Promise<string | null> {
+    for (;;) {
+      const at = this.#buffer.indexOf(0x0a);
+      if (at >= 0) {
+        const line = this.#buffer.subarray(0, at).toString('utf8');
+        this.#buffer = this.#buffer.subarray(at + 1);
+        return line;
+      }
+      if (this.#ended) return null;
+      await this.#more();
+    }
+  }
+
+  /** Everything until the end of input. */
+  async readAll(): Promise<Uint8Array> {
+    while (!this.#ended) await this.#more();
+    return new Uint8Array(this.#buffer);
+  }
+
+  /** Resolves once input has ended (the server's FIN, or a close). */
+  async ended(): Promise<void> {
+    while (!this.#ended) await this.#more();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+function peerConnect(port: number, host = '127.0.0.1'): Promise<Peer> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host, allowHalfOpen: true });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(new Peer(socket));
+    });
+  });
+}
+
+async function client(port: number): Promise<Peer> {
+  return track(await peerConnect(port));
+}
+
+async function accepted(listener: Listener): Promise<Connection> {
+  const connection = await within(listener.accept(), 5000, 'accept');
+  if (!connection) throw new Error('the listener was closed');
+  return track(connection);
+}
+
+/** Resolves to `promise`'s value, or rejects naming `what` after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Everything `connection` reads until end of input. */
+async function readAll(connection: Connection): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (let chunk = await connection.read(); chunk !== null; chunk = await connection.read()) {
+    chunks.push(chunk);
+    size += chunk.length;
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.length;
+  }
+  return all;
+}
+
+/** `size` bytes whose every position is checkable, so that a lost, doubled or reordered byte shows. */
+function pattern(size: number, seed = 0): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 7 + (i >>> 13) + seed) & 0xff;
+  return bytes;
+}
+
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
+
+/** A python3 child that connects to `port`, reads `readFirst` bytes, then closes with SO_LINGER 0: a reset. */
+function resettingPeer(port: number, readFirst: number): { child: ChildProcess; done: Promise<string> } {
+  const script = `
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+got = 0
+while got < int(sys.argv[2]):
+    b = s.recv(65536)
+    if not b:
+        break
+    got += len(b)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+print("reset after", got, flush=True)
+`;
+  const child = spawn('python3', ['-c', script, String(port), String(readFirst)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  cleanups.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+    out += text;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    err += text;
+  });
+  const done = new Promise<string>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      code === 0 ? resolve(out.trim()) : reject(new Error(`python3 exited ${code}: ${err.trim()}`)),
+    );
+  });
+  return { child, done };
+}
+
+describe('bun backend seam', () => {
+  it('listens, accepts in order, reads and writes', async () => {
+    const listener = await listening();
+    const a = track(await backend.connect({ host: '127.0.0.1', port: listener.local.port, family: 4 }));
+    const b = track(await backend.connect({ host: '127.0.0.1', port: listener.local.port, family: 4 }));
+    const first = await accepted(listener);
+    const second = await accepted(listener);
+    expect(first.remote.port).toBe(a.local.port);
+    expect(second.remote.port).toBe(b.local.port);
+    expect(first.local).toEqual({ address: '127.0.0.1', port: listener.local.port, family: 4 });
+    await a.write(encoder.encode('hi'));
+    await a.end();
+    expect(decoder.decode(await readAll(first))).toBe('hi');
+    await first.write(encoder.encode('back'));
+    await first.end();
+    expect(decoder.decode(await readAll(a))).toBe('back');
+    await listener.close();
+    expect(await listener.accept()).toBeNull();
+  }, 10_000);
+
+  it('binding a port in use fails with EADDRINUSE; reusePort on both shares it', async () => {
+    const listener = await listening();
+    const port = listener.local.port;
+    await expect(backend.listen(spec({ port }))).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await expect(backend.listen(spec({ port, reusePort: true }))).rejects.toMatchObject({
+      code: 'EADDRINUSE',
+    });
+    const shared = await listening({ reusePort: true });
+    const again = await listening({ port: shared.local.port, reusePort: true });
+    expect(again.local.port).toBe(shared.local.port);
+  }, 10_000);
+
+  it('the port is free again as soon as close() returns, while accepted connections stay open', async () => {
+    const listener = await listening();
+    const port = listener.local.port;
+    const peer = await client(port);
+    const connection = await accepted(listener);
+    await listener.close();
+    const next = await listening({ port });
+    expect(next.local.port).toBe(port);
+    await connection.write(encoder.encode('still here\n'));
+    expect(await within(peer.readLine(), 5000, 'the line')).toBe('still here');
+  }, 10_000);
+
+  it('IPv6 with ipv6Only false accepts IPv4 clients as mapped addresses; true refuses them', async () => {
+    const both = await listening({ host: '::', family: 6 });
+    expect(both.local).toEqual({ address: '::', port: both.local.port, family: 6 });
+    await client(both.local.port);
+    const mapped = await accepted(both);
+    expect(mapped.remote.address).toBe('::ffff:127.0.0.1');
+    expect(mapped.remote.family).toBe(6);
+    const only = await listening({ host: '::', family: 6, ipv6Only: true });
+    await expect(peerConnect(only.local.port, '127.0.0.1')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  }, 10_000);
+
+  it('the backlog asked for is the listen queue the kernel reports (Bun fixes it at 512)', async () => {
+    for (const backlog of [1, 17, 511, 513]) {
+      const listener = await listening({ backlog });
+      expect(await listenBacklog(listener.local.port)).toBe(backlog);
+    }
+    const somaxconn = Number((await readFile('/proc/sys/net/core/somaxconn', 'utf8')).trim());
+    const system = await listening({ backlog: null });
+    expect(await listenBacklog(system.local.port)).toBe(somaxconn);
+    expect(backend.deviations).toEqual([]);
+  }, 15_000);
+
+  it('setNoDelay and setKeepAlive change the kernel socket (uSockets sets TCP_NODELAY on accept)', async () => {
+    const listener = await listening();
+    const peer = await client(listener.local.port);
+    const connection = await accepted(listener);
+    const ref = { pid: process.pid, localPort: listener.local.port, remotePort: peer.localPort };
+    expect(await socketOptions(ref)).toMatchObject({ nodelay: true, keepalive: false });
+    connection.setNoDelay(false);
+    connection.setKeepAlive(true);
+    expect(await socketOptions(ref)).toMatchObject({ nodelay: false, keepalive: true });
+    connection.setNoDelay(true);
+    connection.setKeepAlive(false);
+    expect(await socketOptions(ref)).toMatchObject({ nodelay: true, keepalive: false });
+  }, 15_000);
+
+  it('10 MiB written at once to a slow reader arrives byte-exact (partial writes keep their rest)', async () => {
+    const listener = await listening();
+    const size = 10 * 1024 * 1024;
+    const sent = pattern(size);
+    // A slow reader: after every 512 KiB it stops reading for 20 ms.
+    const received: Buffer[] = [];
+    let got = 0;
+    let nextPause = 512 * 1024;
+    const socket = net.connect({ host: '127.0.0.1', port: listener.local.port });
+    cleanups.push(() => socket.destroy());
+    const arrived = new Promise<void>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        got += chunk.length;
+        if (got >= nextPause) {
+          nextPause += 512 * 1024;
+          socket.pause();
+          setTimeout(() => socket.resume(), 20);
+        }
+      });
+      socket.on('end', resolve);
+      socket.on('error', reject);
+    });
+    socket.pause();
+    const connection = await accepted(listener);
+    const writing = connection.write(sent.slice());
+    let done = false;
+    void writing.then(() => {
+      done = true;
+    });
+    // While the peer reads nothing the kernel takes a few MiB at most: the write waits for the rest.
+    await sleep(200);
+    expect(done).toBe(false);
+    socket.resume();
+    await within(writing, 20_000, 'the 10 MiB write');
+    // The rest goes in several writes too, each waiting for the kernel.
+    for (let i = 0; i < 8; i++) await connection.write(pattern(256 * 1024, i + 1));
+    await connection.end();
+    await within(arrived, 20_000, 'the end of the data');
+    const all = new Uint8Array(Buffer.concat(received));
+    expect(all.length).toBe(size + 8 * 256 * 1024);
+    expect(firstDifference(all.subarray(0, size), sent)).toBe(-1);
+    for (let i = 0; i < 8; i++) {
+      const start = size + i * 256 * 1024;
+      expect(firstDifference(all.subarray(start, start + 256 * 1024), pattern(256 * 1024, i + 1))).toBe(-1);
+    }
+  }, 45_000);
+
+  it('a peer that resets mid-write: the write rejects, the read gives null, the server keeps serving', async () => {
+    const outcomes: Array<{ error: unknown; read: Uint8Array | null; after: unknown }> = [];
+    let calls = 0;
+    const [server, condition] = await startUpServer({
+      service: 0,
+      address: '127.0.0.1',
+      wait: true,
+      function: async (handle: Connection) => {
+        calls += 1;
+        if (calls > 1) {
+          await handle.write(encoder.encode('served\n'));
+          await handle.end();
+          handle.destroy();
+          return;
+        }
+        // One write far larger than the kernel's buffers: it is still waiting when the reset comes.
+        const error = await handle.write(new Uint8Array(64 * 1024 * 1024).fill(0x62)).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        const read = await handle.read();
+        const after = await handle.write(encoder.encode('more')).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        handle.destroy();
+        outcomes.push({ error, read, after });
+      },
+    });
+    if (!server) throw condition;
+    cleanups.push(() => serverTerminate(server));
+    const port = server.socket?.local.port as number;
+    const peer = resettingPeer(port, 64 * 1024);
+    expect(await within(peer.done, 10_000, 'the reset')).toMatch(/^reset after/);
+    await within(
+      (async () => {
+        while (outcomes.length === 0) await sleep(10);
+      })(),
+      10_000,
+      'the end of the first call',
+    );
+    const [outcome] = outcomes;
+    if (!outcome) throw new Error('no outcome');
+    expect(outcome.error).toBeInstanceOf(Error);
+    expect(['ECONNRESET', 'EPIPE']).toContain((outcome.error as { code?: string }).code);
+    expect(outcome.read).toBeNull();
+    expect(outcome.after).toBeInstanceOf(Error);
+    expect(server.state).toBe('listening');
+    const next = await client(port);
+    expect(await within(next.readLine(), 5000, 'the second client served')).toBe('served');
+  }, 30_000);
+
+  it('a peer that resets while the server reads: read gives null, and writing then rejects', async () => {
+    const listener = await listening();
+    const peer = resettingPeer(listener.local.port, 0);
+    const connection = await accepted(listener);
+    await within(peer.done, 10_000, 'the reset');
+    expect(await within(connection.read(), 5000, 'the read')).toBeNull();
+    await expect(connection.write(encoder.encode('anyone?'))).rejects.toBeInstanceOf(Error);
+  }, 15_000);
+
+  it('a peer that half-closes: read gives null, and a write afterwards still reaches the peer', async () => {
+    const listener = await listening();
+    const peer = await client(listener.local.port);
+    const connection = await accepted(listener);
+    await peer.write('request 1\nrequest 2\n');
+    peer.end();
+    expect(decoder.decode(await within(readAll(connection), 5000, 'the request'))).toBe(
+      'request 1\nrequest 2\n',
+    );
+    expect(await connection.read()).toBeNull();
+    const reply = pattern(3 * 1024 * 1024, 9);
+    await within(connection.write(reply.slice()), 10_000, 'the reply');
+    await connection.end();
+    const got = await within(peer.readAll(), 10_000, 'the reply at the peer');
+    expect(firstDifference(got, reply)).toBe(-1);
+  }, 20_000);
+
+  it('after our end() the peer still sends, and every byte is read, however slowly', async () => {
+    const listener = await listening();
+    const peer = await client(listener.local.port);
+    const connection = await accepted(listener);
+    await connection.write(encoder.encode('go ahead\n'));
+    await connection.end();
+    expect(await within(peer.readLine(), 5000, 'the line')).toBe('go ahead');
+    await within(peer.ended(), 5000, "the server's FIN at the peer");
+    const request = pattern(4 * 1024 * 1024, 3);
+    const sending = peer.write(request);
+    peer.end();
+    // Read slowly: the peer's FIN arrives while most of the data still waits in the kernel.
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const reading = (async () => {
+      for (let chunk = await connection.read(); chunk !== null; chunk = await connection.read()) {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (chunks.length % 32 === 0) await sleep(5);
+      }
+    })();
+    await within(reading, 20_000, 'reading all of it');
+    await within(sending, 5000, 'the send');
+    expect(size).toBe(request.length);
+    expect(firstDifference(new Uint8Array(Buffer.concat(chunks)), request)).toBe(-1);
+  }, 30_000);
+
+  it('destroy() while a write waits: the write rejects, the read gives null', async () => {
+    const listener = await listening();
+    const peer = await client(listener.local.port);
+    peer.socket.pause();
+    const connection = await accepted(listener);
+    const writing = connection.write(new Uint8Array(64 * 1024 * 1024));
+    const reading = connection.read();
+    await sleep(50);
+    connection.destroy();
+    await expect(within(writing, 5000, 'the write')).rejects.toBeInstanceOf(Error);
+    expect(await within(reading, 5000, 'the read')).toBeNull();
+    await expect(connection.write(encoder.encode('x'))).rejects.toBeInstanceOf(Error);
+  }, 15_000);
+
+  it('a connection waiting to be accepted reads nothing until asked, then everything in order', async () => {
+    const listener = await listening();
+    const peer = await client(listener.local.port);
+    const data = pattern(2 * 1024 * 1024, 5);
+    await peer.write(data);
+    peer.end();
+    await sleep(100);
+    const connection = await accepted(listener);
+    const all = await within(readAll(connection), 10_000, 'the data');
+    expect(firstDifference(all, data)).toBe(-1);
+  }, 15_000);
+
+  it('connect: refused is ECONNREFUSED; localPort alone binds that port', async () => {
+    const listener = await listening();
+    const port = listener.local.port;
+    await listener.close();
+    await expect(backend.connect({ host: '127.0.0.1', port, family: 4 })).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
+    const server = await listening();
+    const probe = await listening();
+    const localPort = probe.local.port;
+    await probe.close();
+    const connection = track(
+      await backend.connect({ host: '127.0.0.1', port: server.local.port, family: 4, localPort }),
+    );
+    expect(connection.local.port).toBe(localPort);
+    expect((await accepted(server)).remote.port).toBe(localPort);
+  }, 10_000);
+});
