@@ -1,0 +1,577 @@
+import assert from 'node:assert/strict';
+import { socketOptions } from '@comm/conformance';
+import type { Connection, ListenSpec } from '@comm/core';
+import { acceptFailurePolicy } from '@comm/core';
+import { backend } from '../dist/index.js';
+
+// The seam itself, below the contract: what core relies on from this backend, in Deno.
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const ENTRY = new URL('../dist/index.js', import.meta.url).href;
+const FIXTURES = new URL('./fixtures/', import.meta.url);
+
+const spec4: ListenSpec = {
+  host: '127.0.0.1',
+  port: 0,
+  family: 4,
+  ipv6Only: false,
+  backlog: 5,
+  reusePort: false,
+};
+
+/** Every test gets a deadline and its cleanups, run last first whatever happens. */
+function seamTest(name: string, ms: number, fn: (defer: (cleanup: () => unknown) => void) => Promise<void>) {
+  Deno.test({
+    name,
+    // Closing a socket settles its pending operations a moment later, after the test body.
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const cleanups: Array<() => unknown> = [];
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          fn((cleanup) => cleanups.push(cleanup)),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`${name}: not done within ${ms} ms`)), ms);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+        for (const cleanup of cleanups.reverse()) {
+          try {
+            await cleanup();
+          } catch (error) {
+            console.error(`cleanup of "${name}" failed:`, error);
+          }
+        }
+      }
+    },
+  });
+}
+
+function pick(options: { nodelay: boolean; keepalive: boolean }) {
+  return { nodelay: options.nodelay, keepalive: options.keepalive };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function readAll(connection: Connection): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for (let chunk = await connection.read(); chunk !== null; chunk = await connection.read())
+    chunks.push(chunk);
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.length;
+  }
+  return all;
+}
+
+/** Connects with Deno.connect directly: a client independent of the backend. */
+async function rawClient(port: number, hostname = '127.0.0.1'): Promise<Deno.TcpConn> {
+  return await Deno.connect({ hostname, port });
+}
+
+async function refused(port: number, hostname: string): Promise<boolean> {
+  try {
+    (await rawClient(port, hostname)).close();
+    return false;
+  } catch (error) {
+    return (error as { code?: string }).code === 'ECONNREFUSED';
+  }
+}
+
+/** Lines a child prints, as they come. */
+class Lines {
+  readonly all: string[] = [];
+  #waiters: Array<() => void> = [];
+  #done = false;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    void this.#pump(stream);
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const textDecoder = new TextDecoder();
+    let rest = '';
+    const reader = stream.getReader();
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) break;
+      rest += textDecoder.decode(value, { stream: true });
+      const parts = rest.split('\n');
+      rest = parts.pop() ?? '';
+      this.all.push(...parts);
+      this.#wake();
+    }
+    if (rest) this.all.push(rest);
+    this.#done = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  matching(pattern: RegExp): string[] {
+    return this.all.filter((line) => pattern.test(line));
+  }
+
+  /** Resolves once `count` lines match `pattern`; rejects when the stream ends first. */
+  async wait(pattern: RegExp, count = 1): Promise<string[]> {
+    for (;;) {
+      const found = this.matching(pattern);
+      if (found.length >= count) return found;
+      if (this.#done)
+        throw new Error(`the child ended before printing ${count} x ${pattern}:\n${this.all.join('\n')}`);
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+}
+
+interface Child {
+  readonly process: Deno.ChildProcess;
+  readonly stdout: Lines;
+  readonly stderr: Lines;
+}
+
+/** Starts a child (never through a shim), killed with SIGKILL at cleanup. */
+function spawn(defer: (cleanup: () => unknown) => void, command: string, args: string[]): Child {
+  const child = new Deno.Command(command, { args, stdin: 'null', stdout: 'piped', stderr: 'piped' }).spawn();
+  defer(async () => {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // Exited already.
+    }
+    await child.status;
+  });
+  return { process: child, stdout: new Lines(child.stdout), stderr: new Lines(child.stderr) };
+}
+
+seamTest('no deviations where FFI can be used', 1000, async () => {
+  assert.deepEqual(backend.deviations, []);
+});
+
+seamTest('listens, accepts in kernel order, reads, writes and half-closes', 10_000, async (defer) => {
+  const listener = await backend.listen(spec4);
+  defer(() => listener.close());
+  assert.equal(listener.local.address, '127.0.0.1');
+  assert.equal(listener.local.family, 4);
+  const a = await backend.connect({ host: '127.0.0.1', port: listener.local.port, family: 4 });
+  const b = await backend.connect({ host: '127.0.0.1', port: listener.local.port, family: 4 });
+  defer(() => a.destroy());
+  defer(() => b.destroy());
+  const first = await listener.accept();
+  const second = await listener.accept();
+  assert.ok(first && second);
+  defer(() => first.destroy());
+  defer(() => second.destroy());
+  assert.equal(first.remote.port, a.local.port);
+  assert.equal(second.remote.port, b.local.port);
+  assert.deepEqual(first.local, { address: '127.0.0.1', port: listener.local.port, family: 4 });
+  await a.write(encoder.encode('hi'));
+  await a.end();
+  assert.equal(decoder.decode(await readAll(first)), 'hi', 'what the client sent, then end of input');
+  // Half-close: the server still writes after the client's FIN.
+  await first.write(encoder.encode('bye'));
+  await first.end();
+  assert.equal(decoder.decode(await readAll(a)), 'bye');
+  await assert.rejects(a.write(encoder.encode('late')), 'a write after end() rejects');
+  await listener.close();
+  assert.equal(await listener.accept(), null, 'accept after close gives null');
+});
+
+seamTest('binding a port in use fails with EADDRINUSE', 10_000, async (defer) => {
+  const listener = await backend.listen(spec4);
+  defer(() => listener.close());
+  await assert.rejects(backend.listen({ ...spec4, port: listener.local.port }), { code: 'EADDRINUSE' });
+});
+
+seamTest('close() with an accept pending gives null and frees the port at once', 10_000, async () => {
+  const listener = await backend.listen(spec4);
+  const port = listener.local.port;
+  const pending = listener.accept();
+  await sleep(20);
+  await listener.close();
+  assert.equal(await pending, null);
+  // Deno frees the port only once the pending accept has failed; close() waited for that.
+  const again = await backend.listen({ ...spec4, port });
+  await again.close();
+});
+
+seamTest(
+  'a large write completes whole, paced by a slow reader (partial writes kept)',
+  20_000,
+  async (defer) => {
+    const listener = await backend.listen(spec4);
+    defer(() => listener.close());
+    const client = await rawClient(listener.local.port);
+    defer(() => client.close());
+    const server = await listener.accept();
+    assert.ok(server);
+    defer(() => server.destroy());
+    const size = 16 * 1024 * 1024;
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i++) data[i] = (i * 7 + (i >> 16)) & 0xff;
+    let written = false;
+    const writing = server.write(data).then(() => {
+      written = true;
+    });
+    await sleep(200);
+    assert.equal(written, false, 'the write waits while the peer reads nothing (backpressure)');
+    const received = new Uint8Array(size);
+    let at = 0;
+    const buffer = new Uint8Array(256 * 1024);
+    while (at < size) {
+      const n = await client.read(buffer);
+      if (n === null) break;
+      received.set(buffer.subarray(0, n), at);
+      at += n;
+      if (at < size / 2) await sleep(1); // a slow reader, at first
+    }
+    await writing;
+    assert.equal(at, size, 'every byte arrived');
+    assert.ok(
+      received.every((byte, i) => byte === data[i]),
+      'in order, none lost or repeated',
+    );
+  },
+);
+
+seamTest('destroy() ends a pending read with null and rejects a pending write', 10_000, async (defer) => {
+  const listener = await backend.listen(spec4);
+  defer(() => listener.close());
+  const client = await rawClient(listener.local.port);
+  defer(() => client.close());
+  const server = await listener.accept();
+  assert.ok(server);
+  const reading = server.read();
+  const writing = server.write(new Uint8Array(64 * 1024 * 1024)); // more than the socket buffers take
+  const outcome = writing.then(
+    () => 'resolved',
+    () => 'rejected',
+  );
+  await sleep(100);
+  server.destroy();
+  assert.equal(await reading, null);
+  assert.equal(await outcome, 'rejected');
+  // The peer sees the connection end (Deno cancels the pending write, so the socket really closes).
+  const buffer = new Uint8Array(1024 * 1024);
+  for (;;) {
+    const n = await client.read(buffer).catch(() => null);
+    if (n === null) break;
+  }
+  assert.equal(await server.read(), null, 'reads after destroy give null');
+});
+
+seamTest(
+  'backlog: tcpBacklog is what the kernel reports; null is net.core.somaxconn',
+  10_000,
+  async (defer) => {
+    const somaxconn = Number((await Deno.readTextFile('/proc/sys/net/core/somaxconn')).trim());
+    for (const [backlog, expected] of [
+      [1, 1],
+      [17, 17],
+      [null, somaxconn],
+    ] as const) {
+      const listener = await backend.listen({ ...spec4, backlog });
+      defer(() => listener.close());
+      const ss = await output('ss', ['-Hltn', 'sport', '=', `:${listener.local.port}`]);
+      assert.equal(Number(ss.trim().split(/\s+/)[2]), expected, `backlog ${backlog}: ${ss}`);
+    }
+  },
+);
+
+async function output(command: string, args: string[]): Promise<string> {
+  const child = new Deno.Command(command, { args, stdin: 'null', stdout: 'piped', stderr: 'null' }).spawn();
+  const text = new Response(child.stdout).text();
+  await child.status;
+  return await text;
+}
+
+seamTest(
+  'ipv6Only on :: refuses IPv4 clients (IPV6_V6ONLY through FFI); without it they come mapped',
+  10_000,
+  async (defer) => {
+    const only = await backend.listen({ ...spec4, host: '::', family: 6, ipv6Only: true, backlog: 7 });
+    defer(() => only.close());
+    assert.equal(only.local.address, '::');
+    assert.equal(only.local.family, 6);
+    const port = only.local.port;
+    assert.equal(Number((await output('ss', ['-Hltn', 'sport', '=', `:${port}`])).trim().split(/\s+/)[2]), 7);
+    assert.equal(await refused(port, '127.0.0.1'), true, 'an IPv4 client is refused');
+    const v6 = await rawClient(port, '::1');
+    defer(() => v6.close());
+    const accepted = await only.accept();
+    assert.ok(accepted);
+    defer(() => accepted.destroy());
+    const v6Port = (v6.localAddr as Deno.NetAddr).port;
+    assert.deepEqual(accepted.remote, { address: '::1', port: v6Port, family: 6 });
+    assert.deepEqual(accepted.local, { address: '::1', port, family: 6 });
+    // TCP_NODELAY and SO_KEEPALIVE reach the kernel's socket.
+    const ref = { pid: Deno.pid, localPort: port, remotePort: v6Port };
+    accepted.setNoDelay(true);
+    accepted.setKeepAlive(true);
+    assert.deepEqual(pick(await socketOptions(ref)), { nodelay: true, keepalive: true });
+    accepted.setNoDelay(false);
+    accepted.setKeepAlive(false);
+    assert.deepEqual(pick(await socketOptions(ref)), { nodelay: false, keepalive: false });
+    // Data both ways on the node:net socket made from the accepted descriptor.
+    await v6.write(encoder.encode('ping'));
+    assert.equal(decoder.decode((await accepted.read()) ?? new Uint8Array()), 'ping');
+    await accepted.write(encoder.encode('pong'));
+    await accepted.end();
+    const buffer = new Uint8Array(16);
+    assert.equal(decoder.decode(buffer.subarray(0, (await v6.read(buffer)) ?? 0)), 'pong');
+    // close() with an accept pending (a poll on a blocking thread) gives null and frees the port at once.
+    const pending = only.accept();
+    await sleep(20);
+    await only.close();
+    assert.equal(await pending, null);
+    const again = await backend.listen({ ...spec4, host: '::', family: 6, ipv6Only: true, port });
+    await again.close();
+
+    const both = await backend.listen({ ...spec4, host: '::', family: 6, ipv6Only: false });
+    defer(() => both.close());
+    const v4 = await rawClient(both.local.port, '127.0.0.1');
+    defer(() => v4.close());
+    const mapped = await both.accept();
+    assert.ok(mapped);
+    defer(() => mapped.destroy());
+    assert.equal(mapped.remote.address, '::ffff:127.0.0.1');
+    assert.equal(mapped.remote.family, 6);
+  },
+);
+
+seamTest(
+  'reusePort without --unstable-net: SO_REUSEPORT through FFI, not the end of the process',
+  10_000,
+  async (defer) => {
+    assert.equal(typeof Deno.listenDatagram, 'undefined', 'this test runs without --unstable-net');
+    for (const [host, family] of [
+      ['127.0.0.1', 4],
+      ['::1', 6],
+    ] as const) {
+      const a = await backend.listen({ ...spec4, host, family, reusePort: true });
+      defer(() => a.close());
+      const b = await backend.listen({ ...spec4, host, family, reusePort: true, port: a.local.port });
+      defer(() => b.close());
+      assert.equal(b.local.port, a.local.port, `${host}: two sockets share the port`);
+      // Without reusePort the port stays exclusive.
+      await assert.rejects(backend.listen({ ...spec4, host, family, port: a.local.port }), {
+        code: 'EADDRINUSE',
+      });
+    }
+  },
+);
+
+seamTest(
+  'connect() from a local port (through node:net: Deno.connect has no such option)',
+  10_000,
+  async (defer) => {
+    const listener = await backend.listen(spec4);
+    defer(() => listener.close());
+    const probe = await backend.listen(spec4);
+    const localPort = probe.local.port;
+    await probe.close();
+    const client = await backend.connect({
+      host: '127.0.0.1',
+      port: listener.local.port,
+      family: 4,
+      localPort,
+    });
+    defer(() => client.destroy());
+    assert.equal(client.local.port, localPort);
+    const server = await listener.accept();
+    assert.ok(server);
+    defer(() => server.destroy());
+    assert.equal(server.remote.port, localPort);
+    await client.write(encoder.encode('from a chosen port'));
+    await client.end();
+    assert.equal(decoder.decode(await readAll(server)), 'from a chosen port');
+  },
+);
+
+seamTest(
+  'without the ffi permission, what needs FFI fails to listen with the reason',
+  30_000,
+  async (defer) => {
+    const specs = [{ ...spec4, host: '::', family: 6, ipv6Only: true }, { ...spec4, reusePort: true }, spec4];
+    const child = spawn(defer, Deno.execPath(), [
+      'run',
+      '--no-prompt',
+      '--allow-net',
+      '--allow-read',
+      '--allow-env',
+      '--allow-sys',
+      new URL('listen.mjs', FIXTURES).pathname,
+      ENTRY,
+      JSON.stringify(specs),
+    ]);
+    await child.stdout.wait(/^DONE$/);
+    const [deviations] = child.stdout.matching(/^DEVIATIONS/);
+    assert.equal(
+      deviations,
+      'DEVIATIONS R7.ipv6-true-no-address R8.true-ipv6-only',
+      'declared where FFI is not',
+    );
+    const [ipv6Only, reusePort, plain] = child.stdout.matching(/^(LISTENING|FAILED)/);
+    assert.match(ipv6Only ?? '', /^FAILED EOPNOTSUPP .*IPV6_V6ONLY.*--allow-ffi/);
+    assert.match(reusePort ?? '', /^FAILED EOPNOTSUPP .*SO_REUSEPORT.*--unstable-net.*--allow-ffi/);
+    assert.match(plain ?? '', /^LISTENING 127\.0\.0\.1 \d+$/);
+    assert.equal((await child.process.status).code, 0);
+  },
+);
+
+seamTest('with --unstable-net, reusePort goes to Deno.listen itself', 30_000, async (defer) => {
+  const specs = [
+    { ...spec4, reusePort: true },
+    { ...spec4, reusePort: true, port: -1 },
+  ];
+  const child = spawn(defer, Deno.execPath(), [
+    'run',
+    '--unstable-net',
+    '--no-prompt',
+    '--allow-net',
+    '--allow-read',
+    '--allow-env',
+    '--allow-sys',
+    new URL('listen.mjs', FIXTURES).pathname,
+    ENTRY,
+    JSON.stringify(specs),
+  ]);
+  await child.stdout.wait(/^DONE$/);
+  const lines = child.stdout.matching(/^(LISTENING|FAILED)/);
+  assert.equal(lines.length, 2, lines.join('\n'));
+  assert.match(lines[0] ?? '', /^LISTENING 127\.0\.0\.1 \d+$/);
+  assert.equal(lines[1], lines[0], 'the second socket shares the port');
+  assert.equal((await child.process.status).code, 0);
+});
+
+// R14 on a real failure: accept() fails with EMFILE when the process is out of descriptors, on
+// Deno.listen's socket (Deno rejects accept()) and on the FFI one (accept4 fails).
+for (const [mode, host, what] of [
+  ['v4', '127.0.0.1', 'Deno.listen'],
+  ['v6only', '::1', 'the FFI listener (ipv6 true)'],
+] as const)
+  seamTest(
+    `EMFILE on ${what}: accept fails, the server backs off, reopens, announces again, and serves once fds are free`,
+    60_000,
+    async (defer) => {
+      const NOFILE = 64;
+      // The shell lowers RLIMIT_NOFILE, then becomes Deno (exec): the child's pid is Deno's.
+      const child = spawn(defer, 'sh', [
+        '-c',
+        `ulimit -n ${NOFILE} && exec "$0" "$@"`,
+        Deno.execPath(),
+        'run',
+        '-A',
+        new URL('emfile-server.mjs', FIXTURES).pathname,
+        ENTRY,
+        mode,
+      ]);
+      const [announced] = await child.stdout.wait(/^ANNOUNCE /);
+      const port = Number(announced?.split(' ')[1]);
+      assert.ok(port > 0, `the first announce: ${announced}`);
+
+      // Open connections, each served and held by the child, until its accept() fails.
+      const clients: Deno.TcpConn[] = [];
+      defer(() => {
+        for (const c of clients)
+          try {
+            c.close();
+          } catch {
+            // Reset by the reopen, and closed already.
+          }
+      });
+      const failed = /^ACCEPT-FAILED /;
+      while (child.stdout.matching(failed).length === 0) {
+        assert.ok(clients.length < NOFILE, 'more connections than the child has descriptors, and no failure');
+        const client = await rawClient(port, host);
+        clients.push(client);
+        const buffer = new Uint8Array(64);
+        const reply = client.read(buffer).then((n) => decoder.decode(buffer.subarray(0, n ?? 0)));
+        const outcome = await Promise.race([reply, child.stdout.wait(failed).then(() => 'failed')]);
+        if (outcome !== 'failed') assert.equal(outcome, 'served\n');
+      }
+      const served = child.stdout.matching(/^SERVED /).length;
+      assert.ok(served > 0 && served < NOFILE, `served ${served} before running out`);
+
+      // The failures back off (never a busy loop), then the listening socket is closed and opened again.
+      const { reopenAfter, firstBackoffMs } = acceptFailurePolicy;
+      await child.stdout.wait(/^ANNOUNCE /, 2);
+      const failures = child.stdout.matching(failed);
+      assert.equal(failures.length, reopenAfter, `failures before the reopen:\n${failures.join('\n')}`);
+      assert.ok(
+        failures.every((line) => line.split(' ')[1] === 'EMFILE'),
+        failures.join('\n'),
+      );
+      const times = failures.map((line) => Number(line.split(' ')[2]));
+      for (let k = 1; k < times.length; k++) {
+        const gap = (times[k] as number) - (times[k - 1] as number);
+        assert.ok(gap >= firstBackoffMs * 2 ** (k - 1) - 2, `wait after failure ${k}: ${gap.toFixed(1)} ms`);
+      }
+      const reopened = child.stdout.matching(/^ANNOUNCE /);
+      assert.equal(reopened[1], `ANNOUNCE ${port}`, 'reopened on the same port');
+
+      // While descriptors stay exhausted and clients keep coming, the server keeps backing off and
+      // reopening: few accept calls, little CPU.
+      const stat = async () => {
+        let text: string;
+        try {
+          text = await Deno.readTextFile(`/proc/${child.process.pid}/stat`);
+        } catch (error) {
+          throw new Error(
+            `the child is gone (${error}):\n${child.stdout.all.join('\n')}\n${child.stderr.all.join('\n')}`,
+          );
+        }
+        const fields = text.split(') ')[1]?.split(' ') ?? [];
+        return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
+      };
+      const cpuBefore = await stat();
+      const failuresBefore = child.stdout.matching(failed).length;
+      const announcesBefore = child.stdout.matching(/^ANNOUNCE /).length;
+      const started = performance.now();
+      while (performance.now() - started < 1000) {
+        // One client at a time waits in the queue; the reopen resets it, and the next one comes.
+        const client = await rawClient(port, host).catch(() => null);
+        if (client) {
+          clients.push(client);
+          await Promise.race([client.read(new Uint8Array(64)).catch(() => null), sleep(400)]);
+        } else await sleep(20);
+      }
+      const elapsed = performance.now() - started;
+      const cpuTicks = (await stat()) - cpuBefore;
+      const failuresDuring = child.stdout.matching(failed).length - failuresBefore;
+      const reopensDuring = child.stdout.matching(/^ANNOUNCE /).length - announcesBefore;
+      assert.ok(failuresDuring >= 1, 'accept kept failing while descriptors were exhausted');
+      assert.ok(
+        failuresDuring <= 60,
+        `${failuresDuring} failed accepts in ${elapsed.toFixed(0)} ms: a busy loop`,
+      );
+      assert.ok(reopensDuring <= 12, `${reopensDuring} reopens in ${elapsed.toFixed(0)} ms`);
+      // 100 ticks a second: a busy loop would burn about 100 in this second.
+      assert.ok(cpuTicks < 50, `the child used ${cpuTicks} clock ticks of CPU in ${elapsed.toFixed(0)} ms`);
+      assert.equal(child.stdout.matching(/^END /).length, 0, 'the server is still running');
+
+      // Free descriptors: the child's processes see their clients close and close their sockets.
+      for (const client of clients.splice(0, 10)) client.close();
+      const client = await rawClient(port, host);
+      clients.push(client);
+      const buffer = new Uint8Array(64);
+      let reply = '';
+      for (const until = performance.now() + 10_000; !reply.includes('\n') && performance.now() < until; ) {
+        const n = await client.read(buffer);
+        if (n === null) break;
+        reply += decoder.decode(buffer.subarray(0, n));
+      }
+      assert.equal(reply, 'served\n', 'a client is served again once descriptors are free');
+      assert.equal(child.stdout.matching(/^END /).length, 0, 'the server is still running');
+    },
+  );
