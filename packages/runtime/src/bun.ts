@@ -1,0 +1,2 @@
+// Under Bun, chosen by the `bun` exports condition.
+export * from '@comm/bun';

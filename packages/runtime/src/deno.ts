@@ -1,0 +1,2 @@
+// Under Deno, chosen by the `deno` exports condition.
+export * from '@comm/deno';

@@ -1,0 +1,2 @@
+// Under Node (and anything that is neither Bun nor Deno): the node:net backend.
+export * from '@comm/node';

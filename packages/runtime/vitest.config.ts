@@ -1,0 +1,3 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({ test: { testTimeout: 20_000, include: ['test/node.test.ts'] } });
