@@ -1,5 +1,7 @@
-// Installs the workspace with the pinned pnpm when node_modules is missing or older than the lockfile,
-// so that a fresh clone needs nothing but Node and npm.
+// Gets a fresh clone ready with nothing but Node and npm: installs the workspace with the pinned
+// pnpm when node_modules is missing or older than the lockfile. With --test, also the system tools
+// the tests use: ss (iproute2) and python3 for the kernel checks, Debian's Chromium for the browser
+// test; installed with apt-get when this is root on Debian, else named so that a person can.
 import { execSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,6 +11,35 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const marker = join(root, 'node_modules', '.modules.yaml');
 const lock = join(root, 'pnpm-lock.yaml');
 const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs);
-if (stale) {
-  execSync('npx -y pnpm@12.4.2 install', { cwd: root, stdio: 'inherit' });
+if (stale) execSync('npx -y pnpm@12.4.2 install', { cwd: root, stdio: 'inherit' });
+
+if (process.argv.includes('--test')) {
+  const has = (command) => {
+    try {
+      execSync(`command -v ${command}`, { stdio: 'ignore', shell: '/bin/sh' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const missing = [];
+  if (!has('ss')) missing.push('iproute2');
+  if (!has('python3')) missing.push('python3');
+  if (!existsSync('/usr/bin/chromium')) missing.push('chromium');
+  if (missing.length > 0) {
+    const isRoot = process.getuid?.() === 0;
+    if (isRoot && has('apt-get')) {
+      console.log(`installing what the tests need: ${missing.join(' ')}`);
+      execSync('apt-get update', { stdio: 'inherit' });
+      execSync(`apt-get install -y ${missing.join(' ')}`, {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+    } else {
+      console.error(
+        `The tests need ${missing.join(', ')} (Debian packages; Chromium at /usr/bin/chromium). Install them, e.g. sudo apt-get install -y ${missing.join(' ')}`,
+      );
+      process.exit(1);
+    }
+  }
 }

@@ -3,7 +3,7 @@ import { loadBackend } from './backends.js';
 import { inRuntimeOf } from './runtime.js';
 import { talkingToMyself } from './talk.js';
 
-const usage = 'usage: talk-client [--backend node] [--host localhost] [--service 10244]';
+const usage = 'usage: talk-client [--backend node|bun|deno|uws] [--host localhost] [--service 10244]';
 const { values } = parseArgs(
   process.argv.slice(2),
   { values: ['backend', 'host', 'service'], flags: [] },

@@ -24,3 +24,10 @@ export async function inRuntimeOf(backend: string, script: string): Promise<void
   });
   process.exit(code);
 }
+
+/** This process's runtime and version, as a user would name them. */
+export function runtimeDescription(): string {
+  const runtime = currentRuntime();
+  const versions = process.versions as Record<string, string | undefined>;
+  return `${runtime} ${versions[runtime] ?? ''}`.trim();
+}

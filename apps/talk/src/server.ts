@@ -1,9 +1,9 @@
 import { fail, parseArgs, serviceArg } from './args.js';
 import { loadBackend } from './backends.js';
-import { inRuntimeOf } from './runtime.js';
+import { inRuntimeOf, runtimeDescription } from './runtime.js';
 import { makeStreamAndTalk } from './talk.js';
 
-const usage = `usage: talk-server [--backend node] [--service 10244] [--address ADDR] [--ipv6 any|both|true|false]
+const usage = `usage: talk-server [--backend node|bun|deno|uws] [--service 10244] [--address ADDR] [--ipv6 any|both|true|false]
                    [--backlog N] [--keepalive] [--no-nodelay] [--announce]
 Serves the seed's talk protocol until SIGINT or SIGTERM. --service 0 takes any free port.`;
 
@@ -25,9 +25,10 @@ if (!Number.isInteger(backlog) || backlog <= 0)
 
 await inRuntimeOf(values.get('backend') ?? 'node', import.meta.url);
 const api = await loadBackend(values.get('backend') ?? 'node');
+console.log(`talk server: backend ${api.backend.name}, runtime ${runtimeDescription()}`);
 // Installed before the server starts: a signal that comes right after the announce line still ends it cleanly.
 let stop: () => void = () => process.exit(0);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop());
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop());
 const [server, condition] = await api.startUpServer({
   function: makeStreamAndTalk(api),
   service: serviceArg(values.get('service') ?? '10244'),

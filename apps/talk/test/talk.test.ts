@@ -27,7 +27,12 @@ describe('the talk apps', () => {
     const demo = run('demo.js', []);
     expect(await demo.exited).toBe(0);
     const lines = demo.output().trim().split('\n');
-    expect(lines).toEqual(['--- talk on the node backend ---', ...transcript]);
+    expect(lines).toEqual(
+      ['node', 'bun', 'deno', 'uws'].flatMap((backend) => [
+        `--- talk on the ${backend} backend ---`,
+        ...transcript,
+      ]),
+    );
   }, 30_000);
 
   it('the server announces its port, serves the client, and exits 0 on SIGTERM', async () => {
@@ -40,6 +45,24 @@ describe('the talk apps', () => {
     expect(await server.stop('SIGTERM')).toBe(0);
     expect(server.output()).toContain('0 server terminated');
   }, 30_000);
+
+  for (const backend of ['bun', 'deno'])
+    it(`--backend ${backend} runs the server and the client in ${backend}`, async () => {
+      const server = run('server.js', ['--backend', backend, '--service', '0', '--address', '127.0.0.1']);
+      await server.waitFor(new RegExp(`^talk server: backend ${backend}, runtime ${backend} \\d`, 'm'));
+      const [, port] = await server.waitFor(/^.* port (\d+)\n/m);
+      const client = run('client.js', [
+        '--backend',
+        backend,
+        '--service',
+        port as string,
+        '--host',
+        '127.0.0.1',
+      ]);
+      expect(await client.exited).toBe(0);
+      expect(client.output().trim().split('\n')).toEqual(transcript);
+      expect(await server.stop('SIGTERM')).toBe(0);
+    }, 30_000);
 
   it('the server passes its options to the socket: --ipv6 true listens on ::', async () => {
     const server = run('server.js', ['--service', '0', '--ipv6', 'true', '--backlog', '9', '--keepalive']);

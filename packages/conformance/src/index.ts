@@ -13,8 +13,10 @@ export {
   fixturePath,
   type Outcome,
   RawClient,
+  type RawTransport,
   rawConnect,
   runCase,
   runSuite,
   type Subject,
+  tcpTransport,
 } from './suite.js';

@@ -42,6 +42,12 @@ export interface Subject {
   readonly entry: string;
   /** The command that runs `script` with `args` in the backend's runtime; Node's by default. */
   readonly command?: (script: string, args: readonly string[]) => readonly string[];
+  /**
+   * How the suite's independent client reaches a server of this backend: TCP (`node:net`) by
+   * default. A backend whose byte stream travels in another transport (uWS: WebSocket messages)
+   * gives its own; when not given here, a `conformanceTransport` export of the module is used.
+   */
+  readonly transport?: (port: number, host: string) => Promise<RawTransport>;
 }
 
 /** What a case gets: the backend, and helpers that clean up after it whatever happens. */
@@ -52,7 +58,7 @@ export interface CaseContext {
   defer(fn: () => unknown): void;
   /** Starts a server with `wait: true` on loopback, port 0 unless given; fails the case if it does not start. */
   startServer(options?: AnyServerOptions): Promise<{ server: ServerProcess; port: number; host: string }>;
-  /** An independent client on `node:net`, closed after the case. */
+  /** An independent client (on `node:net`, or the subject's transport), closed after the case. */
   connect(port: number, host?: string): Promise<RawClient>;
   /** Polls `condition` every 10 ms until it holds; throws with `what` after `ms`. */
   waitFor(condition: () => boolean | Promise<boolean>, what: string, ms?: number): Promise<void>;
@@ -157,26 +163,67 @@ export function defineCase(
   cases.push({ id, rule, title, run, ...(timeoutMs ? { timeoutMs } : {}) });
 }
 
-/** An independent TCP client: reads lines and bytes without any @comm code in between. */
+/**
+ * The byte pipe under a `RawClient`: a TCP socket, or the transport a backend's clients use (a
+ * WebSocket for uWS). `pause` stops reading from the network, so that the server meets backpressure.
+ */
+export interface RawTransport {
+  /** The client's own TCP port (the server sees it as the peer's port). */
+  readonly localPort: number;
+  onData(listener: (chunk: Uint8Array) => void): void;
+  /** Called once at the end of input: the peer's FIN, a close, or an error. */
+  onEnd(listener: () => void): void;
+  /** Resolves once the transport has taken `data` (as `net.Socket`'s write callback does). */
+  write(data: Uint8Array): Promise<void>;
+  /** Half-close: FIN, reading goes on. */
+  end(): void;
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay(on: boolean): void;
+}
+
+/** A `net.Socket` as a `RawTransport`. */
+export function tcpTransport(socket: net.Socket): RawTransport {
+  const localPort = socket.localPort ?? 0;
+  return {
+    // A closed node:net socket no longer knows its port: read while connected.
+    get localPort() {
+      return socket.localPort ?? localPort;
+    },
+    onData: (listener) => void socket.on('data', (chunk: Buffer) => listener(chunk)),
+    onEnd(listener) {
+      socket.on('end', listener);
+      socket.on('close', listener);
+      socket.on('error', listener);
+    },
+    write: (data) =>
+      new Promise((resolve, reject) => socket.write(data, (error) => (error ? reject(error) : resolve()))),
+    end: () => void socket.end(),
+    destroy: () => void socket.destroy(),
+    pause: () => void socket.pause(),
+    resume: () => void socket.resume(),
+    setNoDelay: (on) => void socket.setNoDelay(on),
+  };
+}
+
+/** An independent client: reads lines and bytes without any @comm code in between. */
 export class RawClient {
-  readonly socket: net.Socket;
+  readonly transport: RawTransport;
   #buffer = Buffer.alloc(0);
   #ended = false;
   #waiters: Array<() => void> = [];
 
-  constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
+  constructor(transport: RawTransport) {
+    this.transport = transport;
+    transport.onData((chunk) => {
       this.#buffer = Buffer.concat([this.#buffer, chunk]);
       this.#notify();
     });
-    const end = () => {
+    transport.onEnd(() => {
       this.#ended = true;
       this.#notify();
-    };
-    socket.on('end', end);
-    socket.on('close', end);
-    socket.on('error', end);
+    });
   }
 
   #notify(): void {
@@ -192,13 +239,24 @@ export class RawClient {
   }
 
   get localPort(): number {
-    return this.socket.localPort ?? 0;
+    return this.transport.localPort;
   }
 
   write(data: string | Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.socket.write(data, (error) => (error ? reject(error) : resolve())),
-    );
+    return this.transport.write(typeof data === 'string' ? Buffer.from(data) : data);
+  }
+
+  /** Stops reading from the network (the server's writes meet backpressure), until `resume()`. */
+  pause(): void {
+    this.transport.pause();
+  }
+
+  resume(): void {
+    this.transport.resume();
+  }
+
+  setNoDelay(on: boolean): void {
+    this.transport.setNoDelay(on);
   }
 
   writeLine(line: string): Promise<void> {
@@ -247,23 +305,33 @@ export class RawClient {
 
   /** Half-close: FIN, reading goes on. */
   end(): void {
-    this.socket.end();
+    this.transport.end();
   }
 
   destroy(): void {
-    this.socket.destroy();
+    this.transport.destroy();
   }
 }
 
+/** A raw client over TCP (`node:net`). */
 export function rawConnect(port: number, host = '127.0.0.1'): Promise<RawClient> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host });
     socket.once('error', reject);
     socket.once('connect', () => {
       socket.off('error', reject);
-      resolve(new RawClient(socket));
+      resolve(new RawClient(tcpTransport(socket)));
     });
   });
+}
+
+/** The subject's way to reach its servers: its own transport, the module's `conformanceTransport`, or TCP. */
+function clientTransport(subject: Subject): ((port: number, host: string) => Promise<RawTransport>) | null {
+  if (subject.transport) return subject.transport;
+  const exported = subject.api.conformanceTransport;
+  return typeof exported === 'function'
+    ? (exported as (port: number, host: string) => Promise<RawTransport>)
+    : null;
 }
 
 /** Resolves to `promise`'s value, or rejects naming `what` after `ms`. */
@@ -329,8 +397,9 @@ export async function runCase(c: Case, subject: Subject): Promise<void> {
       const local = server.socket?.local.address ?? '127.0.0.1';
       return { server, port: port as number, host: local };
     },
-    async connect(port, host) {
-      const client = await rawConnect(port, host);
+    async connect(port, host = '127.0.0.1') {
+      const transport = clientTransport(subject);
+      const client = transport ? new RawClient(await transport(port, host)) : await rawConnect(port, host);
       cleanups.push(() => client.destroy());
       return client;
     },

@@ -1,24 +1,21 @@
 import * as net from 'node:net';
-import type { Backend, Connection, Listener, ListenSpec, SocketAddress } from '@comm/core';
+import type { Backend, Connection, ConnectSpec, Listener, ListenSpec, SocketAddress } from '@comm/core';
 import { PullQueue } from '@comm/core';
 
-function family(value: string | number | undefined): 4 | 6 {
-  return value === 'IPv6' || value === 6 ? 6 : 4;
-}
-
-function addressOf(
-  address: string | undefined,
-  port: number | undefined,
-  fam: string | undefined,
-): SocketAddress {
-  return { address: address ?? '', port: port ?? 0, family: family(fam) };
+// The family from the text, not from `socket.remoteFamily`, which not every node:net has (Deno's).
+function addressOf(address: string | undefined, port: number | undefined): SocketAddress {
+  const text = address ?? '';
+  return { address: text, port: port ?? 0, family: text.includes(':') ? 6 : 4 };
 }
 
 /** Chunks a connection may queue before its socket is paused: pausing per chunk costs a syscall each time. */
 const READ_AHEAD_CHUNKS = 16;
 
-/** A connected `net.Socket` adapted to pull reads and paced writes. */
-class NodeConnection implements Connection {
+/**
+ * A connected `net.Socket` adapted to pull reads and paced writes. Exported for other backends
+ * whose runtime has a `node:net` to fall back on (Deno's, for what `Deno.connect` cannot do).
+ */
+export class NodeConnection implements Connection {
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly #socket: net.Socket;
@@ -29,8 +26,8 @@ class NodeConnection implements Connection {
 
   constructor(socket: net.Socket) {
     this.#socket = socket;
-    this.local = addressOf(socket.localAddress, socket.localPort, socket.localFamily);
-    this.remote = addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
+    this.local = addressOf(socket.localAddress, socket.localPort);
+    this.remote = addressOf(socket.remoteAddress, socket.remotePort);
     this.#incoming = new PullQueue({
       highWater: READ_AHEAD_CHUNKS,
       onLow: () => {
@@ -105,7 +102,7 @@ class NodeListener implements Listener {
   constructor(server: net.Server) {
     this.#server = server;
     const bound = server.address() as net.AddressInfo;
-    this.local = addressOf(bound.address, bound.port, bound.family);
+    this.local = addressOf(bound.address, bound.port);
     // libuv accepts eagerly; the queue keeps connections in order until core asks for them (R2).
     this.#accepted = new PullQueue({ highWater: Number.POSITIVE_INFINITY });
     server.on('connection', (socket) => {
@@ -126,6 +123,30 @@ class NodeListener implements Listener {
     if (this.#server.listening) this.#server.close();
     return Promise.resolve();
   }
+}
+
+/** Connects with `node:net`, from the local address and port `spec` asks for. */
+export function connectNet(spec: ConnectSpec): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({
+      // The peer's FIN ends our input only; we close our side when the stream says so (half-close).
+      allowHalfOpen: true,
+      host: spec.host,
+      port: spec.port,
+      family: spec.family,
+      ...(spec.localAddress !== undefined ? { localAddress: spec.localAddress } : {}),
+      ...(spec.localPort !== undefined ? { localPort: spec.localPort } : {}),
+    });
+    const onError = (error: Error) => {
+      socket.destroy();
+      reject(error);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      resolve(new NodeConnection(socket));
+    });
+  });
 }
 
 /** `@comm/core`'s backend on `node:net`. */
@@ -156,26 +177,5 @@ export const nodeBackend: Backend = {
     });
   },
 
-  connect(spec): Promise<Connection> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({
-        // The peer's FIN ends our input only; we close our side when the stream says so (half-close).
-        allowHalfOpen: true,
-        host: spec.host,
-        port: spec.port,
-        family: spec.family,
-        ...(spec.localAddress !== undefined ? { localAddress: spec.localAddress } : {}),
-        ...(spec.localPort !== undefined ? { localPort: spec.localPort } : {}),
-      });
-      const onError = (error: Error) => {
-        socket.destroy();
-        reject(error);
-      };
-      socket.once('error', onError);
-      socket.once('connect', () => {
-        socket.off('error', onError);
-        resolve(new NodeConnection(socket));
-      });
-    });
-  },
+  connect: connectNet,
 };

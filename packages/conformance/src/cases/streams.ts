@@ -164,7 +164,7 @@ defineCase(
       },
     ]);
     const client = await t.connect(port);
-    client.socket.setNoDelay(true);
+    client.setNoDelay(true);
     // 'é€😀a' is c3 a9 | e2 82 ac | f0 9f 98 80 | 61: every piece but the last ends inside a character.
     const pieces = [[0xc3], [0xa9, 0xe2], [0x82], [0xac, 0xf0, 0x9f], [0x98, 0x80, 0x61]];
     for (const piece of pieces) {
@@ -265,7 +265,7 @@ defineCase(
       },
     ]);
     const client = await t.connect(port);
-    client.socket.setNoDelay(true);
+    client.setNoDelay(true);
     await client.write(Uint8Array.from([1, 2, 3, 4, 5]));
     await t.sleep(50);
     await client.write(Uint8Array.from([6, 7, 8, 9, 10, 11, 12, 13]));
@@ -392,7 +392,7 @@ defineCase(
       async (h) => writeUntilStuck(stream(t, h, { writeTimeout: 0.5 }), 32 * MiB),
     ]);
     const client = await t.connect(port);
-    client.socket.pause();
+    client.pause();
     const { written, error, lastCallMs } = (await result(0, 12_000)) as Awaited<
       ReturnType<typeof writeUntilStuck>
     >;
@@ -436,12 +436,12 @@ defineCase(
       },
     ]);
     const client = await t.connect(port);
-    client.socket.pause();
+    client.pause();
     await t.waitFor(() => accepted > 0, 'the first write');
     await t.sleep(1000);
     assert.ok(accepted < BOUND, `the stream took ${accepted} bytes while the peer read nothing for 1 s`);
     stop = true;
-    client.socket.resume();
+    client.resume();
     const data = await within(client.readAll(), 10_000, 'the end of the data');
     const outcome = (await result(0, 10_000)) as Awaited<ReturnType<typeof writeUntilStuck>>;
     assert.equal(outcome.error, null);

@@ -1,0 +1,189 @@
+import * as net from 'node:net';
+import type { Connection, ConnectSpec, SocketAddress } from '@comm/core';
+import { PullQueue } from '@comm/core';
+import WebSocket from 'ws';
+import { MAX_CLIENT_MESSAGE, parseAck, SUBPROTOCOL, WINDOW } from './protocol.js';
+
+/** Messages a client connection keeps before it pauses its socket (TCP backpressure on the server). */
+const READ_AHEAD_MESSAGES = 16;
+/** Bytes the `ws` library may buffer before a write waits for them to reach the kernel. */
+const HIGH_WATER = 256 * 1024;
+
+function family(value: string | number | undefined): 4 | 6 {
+  return value === 'IPv6' || value === 6 ? 6 : 4;
+}
+
+/** The URL's host: IPv6 in brackets, its scope's `%` escaped. */
+export function urlHost(host: string): string {
+  return host.includes(':') ? `[${host.replace('%', '%25')}]` : host;
+}
+
+/** A WebSocket client connection to a @comm/uws server, as the seam's connection (openTcpStream). */
+export class WsConnection implements Connection {
+  readonly local: SocketAddress;
+  readonly remote: SocketAddress;
+  readonly #ws: WebSocket;
+  readonly #socket: net.Socket;
+  readonly #incoming: PullQueue<Uint8Array>;
+  #sent = 0;
+  #acked = 0;
+  #finSent = false;
+  #destroyed = false;
+  #error: Error | null = null;
+  #waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+
+  constructor(ws: WebSocket, socket: net.Socket, remote: SocketAddress) {
+    this.#ws = ws;
+    this.#socket = socket;
+    this.local = {
+      address: socket.localAddress ?? '',
+      port: socket.localPort ?? 0,
+      family: family(socket.localFamily),
+    };
+    this.remote = remote;
+    this.#incoming = new PullQueue({
+      highWater: READ_AHEAD_MESSAGES,
+      onLow: () => {
+        if (ws.isPaused) ws.resume();
+      },
+    });
+    ws.on('message', (data: Buffer) => {
+      if (this.#incoming.ended) return;
+      if (data.length === 0) this.#incoming.end();
+      else if (!this.#incoming.push(new Uint8Array(data.buffer, data.byteOffset, data.length))) ws.pause();
+    });
+    ws.on('ping', (payload: Buffer) => {
+      const ack = parseAck(payload);
+      if (ack !== null && ack > this.#acked) {
+        this.#acked = ack;
+        this.#wake(null);
+      }
+    });
+    ws.on('close', () => {
+      this.#incoming.end();
+      this.#wake(this.#error ?? new Error('the connection closed before the write completed'));
+    });
+    ws.on('error', (error: Error) => {
+      this.#error = error;
+      this.#incoming.end();
+    });
+  }
+
+  #wake(error: Error | null): void {
+    for (const waiter of this.#waiters.splice(0)) {
+      if (error) waiter.reject(error);
+      else waiter.resolve();
+    }
+  }
+
+  #wait(): Promise<void> {
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  #check(): void {
+    if (this.#destroyed || this.#finSent || this.#ws.readyState !== WebSocket.OPEN)
+      throw (
+        this.#error ?? Object.assign(new Error('write on a closed connection (EPIPE)'), { code: 'EPIPE' })
+      );
+  }
+
+  read(): Promise<Uint8Array | null> {
+    return this.#incoming.pull();
+  }
+
+  /** Sends `chunk` in messages of at most 64 KiB, within the server's window; paced by the socket. */
+  async write(chunk: Uint8Array): Promise<void> {
+    for (let at = 0; at < chunk.length; ) {
+      this.#check();
+      const room = WINDOW - (this.#sent - this.#acked);
+      if (room <= 0) {
+        await this.#wait();
+        continue;
+      }
+      const piece = chunk.subarray(at, at + Math.min(MAX_CLIENT_MESSAGE, room));
+      at += piece.length;
+      this.#sent += piece.length;
+      await this.#send(piece, this.#ws.bufferedAmount + piece.length > HIGH_WATER);
+    }
+  }
+
+  /** Sends one message; with `settle`, resolves once it reached the kernel. */
+  #send(piece: Uint8Array, settle: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#ws.send(piece, { binary: true }, (error) => {
+        if (settle) {
+          if (error) reject(error);
+          else resolve();
+        }
+      });
+      if (!settle) resolve();
+    });
+  }
+
+  async end(): Promise<void> {
+    if (this.#destroyed || this.#finSent || this.#ws.readyState !== WebSocket.OPEN) return;
+    this.#finSent = true;
+    await this.#send(new Uint8Array(0), true).catch(() => {});
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#incoming.clear();
+    this.#wake(Object.assign(new Error('the connection was destroyed'), { code: 'ECONNRESET' }));
+    // A close frame after what is queued: what was written still reaches the server.
+    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(1000);
+    else this.#ws.terminate();
+  }
+
+  setNoDelay(on: boolean): void {
+    this.#socket.setNoDelay(on);
+  }
+
+  setKeepAlive(on: boolean): void {
+    this.#socket.setKeepAlive(on);
+  }
+}
+
+/** Opens a WebSocket to a @comm/uws server on `spec`, over a TCP socket made here (so local address and port apply). */
+export function connectWs(spec: ConnectSpec, path = '/'): Promise<WsConnection> {
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket | null = null;
+    const ws = new WebSocket(`ws://${urlHost(spec.host)}:${spec.port}${path}`, [SUBPROTOCOL], {
+      perMessageDeflate: false,
+      autoPong: true,
+      createConnection: () => {
+        socket = net.connect({
+          host: spec.host,
+          port: spec.port,
+          family: spec.family,
+          ...(spec.localAddress !== undefined ? { localAddress: spec.localAddress } : {}),
+          ...(spec.localPort !== undefined ? { localPort: spec.localPort } : {}),
+        });
+        return socket;
+      },
+    });
+    ws.binaryType = 'nodebuffer';
+    const onError = (error: Error) => {
+      ws.terminate();
+      reject(error);
+    };
+    ws.once('error', onError);
+    ws.once('unexpected-response', (_request, response) => {
+      ws.terminate();
+      reject(
+        Object.assign(
+          new Error(
+            `${spec.host} port ${spec.port} answered HTTP ${response.statusCode} instead of a WebSocket`,
+          ),
+          { code: 'EPROTO' },
+        ),
+      );
+    });
+    ws.once('open', () => {
+      ws.off('error', onError);
+      const remote = { address: spec.host, port: spec.port, family: spec.family };
+      resolve(new WsConnection(ws, socket as unknown as net.Socket, remote));
+    });
+  });
+}
