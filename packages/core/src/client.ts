@@ -13,6 +13,7 @@ import {
   type Service,
 } from './options.js';
 import { resolveEndpoints, resolveService } from './resolve.js';
+import { SocketHandle } from './sockets.js';
 import { type Direction, type ElementType, SocketStream } from './stream.js';
 
 export interface OpenTcpStreamOptions {
@@ -122,7 +123,7 @@ export function openTcpStream(
           const connection = await Promise.race([pending, deadline.promise]);
           connection.setNoDelay(options.nodelay ?? true);
           if (options.keepalive) connection.setKeepAlive(true);
-          return new SocketStream({ socket: connection, ...streamOptions });
+          return new SocketStream({ socket: new SocketHandle(connection), ...streamOptions });
         } catch (error) {
           // A connection that completes after the deadline is closed, not leaked.
           pending.then(

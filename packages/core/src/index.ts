@@ -36,7 +36,7 @@ export {
   getSocketPeerAddress,
   type IpAddress,
   ListeningSocket,
-  type SocketHandle,
+  SocketHandle,
 } from './sockets.js';
 export {
   type Direction,

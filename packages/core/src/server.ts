@@ -9,7 +9,7 @@ import {
 } from './options.js';
 import { currentServer } from './process.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
-import { ListeningSocket } from './sockets.js';
+import { ListeningSocket, SocketHandle } from './sockets.js';
 import { SocketStream } from './stream.js';
 
 export type ServerState = 'starting' | 'listening' | 'terminated' | 'failed';
@@ -184,13 +184,14 @@ export class ServerProcess {
       // The peer may already have gone; the handler will see that on its first read.
     }
     const fn = (o.function ?? builtInListener) as (handle: unknown) => unknown;
-    const handle = o.createStream ? new SocketStream({ socket: connection, direction: 'io' }) : connection;
+    const socket = new SocketHandle(connection);
+    const handle = o.createStream ? new SocketStream({ socket, direction: 'io' }) : socket;
     try {
       await currentServer.run(this.#context, () => fn(handle));
       return true;
     } catch (error) {
       // The call failed, so nothing else holds its connection: close it rather than leave the peer hanging.
-      connection.destroy();
+      socket.destroy();
       this.#fail(error);
       return false;
     }

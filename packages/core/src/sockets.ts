@@ -1,8 +1,56 @@
 import { fromSocketAddress, type Ipv6Address } from './address.js';
 import type { Connection, Listener, SocketAddress } from './backend.js';
 
-/** The socket handle `function` receives: the backend's connection. */
-export type SocketHandle = Connection;
+/**
+ * The socket handle `function` receives (and `openTcpStream`'s stream holds): the backend's
+ * connection, and whether it was closed here, so that its addresses read `[null, null]` then.
+ */
+export class SocketHandle implements Connection {
+  readonly #connection: Connection;
+  #closed = false;
+
+  constructor(connection: Connection) {
+    this.#connection = connection;
+  }
+
+  get local(): SocketAddress {
+    return this.#connection.local;
+  }
+
+  get remote(): SocketAddress {
+    return this.#connection.remote;
+  }
+
+  /** True once `destroy()` was called, directly or by closing a stream on it. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  read(): Promise<Uint8Array | null> {
+    return this.#connection.read();
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    return this.#connection.write(chunk);
+  }
+
+  end(): Promise<void> {
+    return this.#connection.end();
+  }
+
+  destroy(): void {
+    this.#closed = true;
+    this.#connection.destroy();
+  }
+
+  setNoDelay(on: boolean): void {
+    this.#connection.setNoDelay(on);
+  }
+
+  setKeepAlive(on: boolean): void {
+    this.#connection.setKeepAlive(on);
+  }
+}
 
 /** A server's listening socket, as `announce` and `ServerProcess.socket` give it. */
 export class ListeningSocket {
@@ -50,6 +98,7 @@ export function getSocketAddress(
   socket: ListeningSocket | SocketHandle | HasAddresses | null,
 ): AddressAndPort {
   if (socket instanceof ListeningSocket && !socket.open) return [null, null];
+  if (socket instanceof SocketHandle && socket.closed) return [null, null];
   return pair(socket?.local);
 }
 
@@ -58,5 +107,6 @@ export function getSocketPeerAddress(
   socket: ListeningSocket | SocketHandle | HasAddresses | null,
 ): AddressAndPort {
   if (!socket || socket instanceof ListeningSocket) return [null, null];
+  if (socket instanceof SocketHandle && socket.closed) return [null, null];
   return pair(socket.remote);
 }

@@ -546,6 +546,26 @@ defineCase(
   },
 );
 
+defineCase('R18.closed-handle', '[null, null] for a socket handle once it was closed', async (t) => {
+  let seen: unknown[] | null = null;
+  const { port } = await t.startServer({
+    function: (handle: Connection) => {
+      const open = [t.api.getSocketAddress(handle), t.api.getSocketPeerAddress(handle)];
+      handle.destroy();
+      seen = [...open, t.api.getSocketAddress(handle), t.api.getSocketPeerAddress(handle)];
+    },
+  });
+  const client = await t.connect(port);
+  const clientPort = client.localPort;
+  await t.waitFor(() => seen !== null, 'the handler');
+  assert.deepEqual(seen, [
+    [LOOPBACK4, port],
+    [LOOPBACK4, clientPort],
+    [null, null],
+    [null, null],
+  ]);
+});
+
 defineCase(
   'R18.socket-stream-addresses',
   'socketStreamAddress / socketStreamPeerAddress, [null, null] once closed',
