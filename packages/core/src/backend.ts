@@ -76,6 +76,11 @@ export interface ConnectSpec {
   readonly family: 4 | 6;
   readonly localAddress?: string | undefined;
   readonly localPort?: number | undefined;
+  /**
+   * Aborted when the caller stops waiting (`openTcpStream`'s `timeout`): a runtime that can, gives
+   * the attempt up then. Core closes a connection that completes after it anyway.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**

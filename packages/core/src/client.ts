@@ -118,14 +118,22 @@ export function openTcpStream(
     let last: unknown = null;
     try {
       for (const endpoint of endpoints) {
-        const pending = backend.connect({ ...endpoint, port, localAddress: local, localPort });
+        const abandon = new AbortController();
+        const pending = backend.connect({
+          ...endpoint,
+          port,
+          localAddress: local,
+          localPort,
+          signal: abandon.signal,
+        });
         try {
           const connection = await Promise.race([pending, deadline.promise]);
           connection.setNoDelay(options.nodelay ?? true);
           if (options.keepalive) connection.setKeepAlive(true);
           return new SocketStream({ socket: new SocketHandle(connection), ...streamOptions });
         } catch (error) {
-          // A connection that completes after the deadline is closed, not leaked.
+          // An attempt past the deadline is given up, and a connection that completes anyway is closed.
+          abandon.abort(error);
           pending.then(
             (late: Connection) => late.destroy(),
             () => {},

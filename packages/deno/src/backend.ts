@@ -270,6 +270,13 @@ export const denoBackend: Backend = {
   async connect(spec: ConnectSpec): Promise<Connection> {
     if (spec.localAddress !== undefined || spec.localPort !== undefined) return connectFrom(spec);
     // The hostname is always given: Deno's default is 127.0.0.1.
-    return new DenoConnection(await Deno.connect({ transport: 'tcp', hostname: spec.host, port: spec.port }));
+    return new DenoConnection(
+      await Deno.connect({
+        transport: 'tcp',
+        hostname: spec.host,
+        port: spec.port,
+        ...(spec.signal ? { signal: spec.signal } : {}),
+      }),
+    );
   },
 };

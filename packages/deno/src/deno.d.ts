@@ -38,7 +38,12 @@ declare namespace Deno {
     reusePort?: boolean;
   }): TcpListener;
 
-  function connect(options: { transport?: 'tcp'; hostname?: string; port: number }): Promise<TcpConn>;
+  function connect(options: {
+    transport?: 'tcp';
+    hostname?: string;
+    port: number;
+    signal?: AbortSignal;
+  }): Promise<TcpConn>;
 
   /** Present only when the unstable `net` APIs are enabled (`--unstable-net`). */
   const listenDatagram: ((...args: never[]) => unknown) | undefined;

@@ -136,6 +136,7 @@ export function connectNet(spec: ConnectSpec): Promise<Connection> {
       family: spec.family,
       ...(spec.localAddress !== undefined ? { localAddress: spec.localAddress } : {}),
       ...(spec.localPort !== undefined ? { localPort: spec.localPort } : {}),
+      ...(spec.signal ? { signal: spec.signal } : {}),
     });
     const onError = (error: Error) => {
       socket.destroy();

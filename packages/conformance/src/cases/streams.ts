@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
+import process from 'node:process';
 import type {
   Connection,
   OpenTcpStreamOptions,
@@ -741,6 +743,54 @@ defineCase(
       await within(talk.readLine(), 5000, 'the reply after the timeout passed'),
       "You sent: 'after'",
     );
+  },
+  15_000,
+);
+
+defineCase(
+  'R17.timeout-bounds-attempt',
+  'timeout bounds an attempt the server never answers: null, not a hang',
+  async (t) => {
+    // A listener that never accepts, with its queue full: the kernel drops further SYNs, so a
+    // connection attempt would wait for the kernel's retries (minutes) but for the timeout.
+    const child = spawn(
+      'python3',
+      [
+        '-c',
+        "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0); print(s.getsockname()[1], flush=True); time.sleep(60)",
+      ],
+      { detached: true, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    t.defer(() => {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+    const port = await within(
+      new Promise<number>((resolve) =>
+        child.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
+      ),
+      5000,
+      'the silent listener',
+    );
+    for (let i = 0; i < 3; i++) {
+      const filler = net.connect({ host: '127.0.0.1', port });
+      filler.on('error', () => {});
+      t.defer(() => filler.destroy());
+    }
+    await t.sleep(200);
+    const started = Date.now();
+    const stream = await within(
+      t.api.openTcpStream('127.0.0.1', port, { timeout: 0.5 }),
+      5000,
+      'openTcpStream to settle',
+    );
+    const took = Date.now() - started;
+    if (stream) t.defer(() => stream.close({ abort: true }));
+    assert.equal(stream, null, 'an attempt that times out gives null (errorp false)');
+    assert.ok(took >= 400, `it waited for the timeout (${took} ms)`);
   },
   15_000,
 );
