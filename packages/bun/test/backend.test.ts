@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import process from 'node:process';
-import { listenBacklog, socketOptions } from '@comm/conformance';
+import { listenBacklog, socketOptions, within } from '@comm/conformance';
 import type { Connection, Listener, ListenSpec } from '@comm/core';
 import { backend, serverTerminate, startUpServer } from '../src/index.js';
 
@@ -135,20 +135,6 @@ async function accepted(listener: Listener): Promise<Connection> {
   return track(connection);
 }
 
-/** Resolves to `promise`'s value, or rejects naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -19,4 +19,5 @@ export {
   runSuite,
   type Subject,
   tcpTransport,
+  within,
 } from './suite.js';
