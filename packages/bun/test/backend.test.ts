@@ -135,7 +135,6 @@ async function accepted(listener: Listener): Promise<Connection> {
   return track(connection);
 }
 
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Everything `connection` reads until end of input. */
