@@ -11,6 +11,7 @@ export {
   deviationFor,
   type Fixture,
   fixturePath,
+  freePort,
   type Outcome,
   RawClient,
   type RawTransport,

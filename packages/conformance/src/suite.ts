@@ -349,6 +349,18 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   }
 }
 
+/** A port that was free a moment ago (bound to 127.0.0.1 by the system, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -365,16 +377,6 @@ export function deviationFor(backend: Backend, c: Case): Deviation | undefined {
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const CLEANUP_TIMEOUT_MS = 5_000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /** Runs one case against a subject, with its timeout and its cleanups; throws what the case threw. */
 export async function runCase(c: Case, subject: Subject): Promise<void> {
@@ -421,11 +423,11 @@ export async function runCase(c: Case, subject: Subject): Promise<void> {
     },
   };
   try {
-    await withTimeout(c.run(t), c.timeoutMs ?? DEFAULT_TIMEOUT_MS, c.id);
+    await within(c.run(t), c.timeoutMs ?? DEFAULT_TIMEOUT_MS, c.id);
   } finally {
     for (const cleanup of cleanups.reverse()) {
       try {
-        await withTimeout(Promise.resolve(cleanup()), CLEANUP_TIMEOUT_MS, `${c.id} cleanup`);
+        await within(Promise.resolve(cleanup()), CLEANUP_TIMEOUT_MS, `${c.id} cleanup`);
       } catch (error) {
         console.error(`conformance: cleanup of ${c.id} failed:`, error);
       }

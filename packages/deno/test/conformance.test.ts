@@ -1,4 +1,4 @@
-import { cases, deviationFor, runCase, type Subject } from '@comm/conformance';
+import { cases, deviationFor, runCase, type Subject, within } from '@comm/conformance';
 import * as api from '../dist/index.js';
 
 // The shared suite, one Deno.test per conformance case, in this runtime (Deno): the code under test
@@ -8,17 +8,6 @@ const subject: Subject = {
   entry: new URL('../dist/index.js', import.meta.url).href,
   command: (script, args) => [Deno.execPath(), 'run', '-A', script, ...args],
 };
-
-/** runCase has the case's own timeout and bounded cleanups; this is the backstop over both. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 for (const c of cases) {
   const deviation = deviationFor(api.backend, c);

@@ -16,7 +16,7 @@ import {
 } from '@comm/core';
 import { type KernelSocketOptions, kernelToolsAvailable, listenBacklog, socketOptions } from '../kernel.js';
 import type { CaseContext } from '../suite.js';
-import { defineCase, within } from '../suite.js';
+import { defineCase, freePort, within } from '../suite.js';
 
 // ---- helpers ----
 
@@ -27,18 +27,6 @@ async function requireKernel(): Promise<void> {
   kernelTools ??= kernelToolsAvailable();
   const problem = await kernelTools;
   if (problem !== null) throw new Error(`this kernel check cannot run: ${problem}`);
-}
-
-/** A port that was free a moment ago (bound to 127.0.0.1 by the system, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function gate(): { promise: Promise<void>; open: () => void } {

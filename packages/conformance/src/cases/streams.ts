@@ -12,7 +12,7 @@ import type {
   StartUpServerOptions,
 } from '@comm/core';
 import type { CaseContext } from '../suite.js';
-import { defineCase, within } from '../suite.js';
+import { defineCase, freePort, within } from '../suite.js';
 
 // ---- helpers ----
 
@@ -73,18 +73,6 @@ async function serve(
     port,
     result: (n = 0, ms = 5000) => within(slot(n).promise, ms, `the end of the handler of connection ${n}`),
   };
-}
-
-/** A port that was free a moment ago (bound to 127.0.0.1 by the system, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** openTcpStream with errorp true, closed after the case. */
