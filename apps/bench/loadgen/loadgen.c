@@ -1,0 +1,652 @@
+// The benchmark's load generator: one thread, epoll, non-blocking sockets. It speaks the talk
+// protocol (send a line, get back "You sent: '<line>'\n") over plain TCP, or over comm-stream
+// (the byte stream in binary WebSocket messages, @comm/uws) with --ws. Every reply is checked
+// byte for byte against the line it answers; latencies go into a log-linear histogram.
+//
+//   loadgen --port P [--host 127.0.0.1] --mode rr|pipelined|connect|idle [--conns N] [--depth D]
+//           [--size L] [--seconds T] [--warmup W] [--ws] [--timeout S]
+//
+// rr:        each of N connections sends a line, waits for its reply, sends the next.
+// pipelined: each of N connections keeps D lines in flight (a new line per reply).
+// connect:   N connections at a time: connect, send a line, read the reply, close; again.
+// idle:      opens N connections, each sends one line and reads its reply; then prints an
+//            {"event":"established"} line and holds them open until stdin has a line or ends
+//            (or T seconds pass), closes them and prints the result.
+// Lines are L bytes ("Hello self. 0000000042" padded with letters); latency is from the moment a
+// line is handed to write(2) (connect: from connect(2)) to the moment its reply is parsed.
+// The result is one JSON object on stdout. Exit status 0 unless the arguments are wrong.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { MODE_RR, MODE_PIPELINED, MODE_CONNECT, MODE_IDLE };
+enum { S_FREE, S_CONNECTING, S_HANDSHAKE, S_RUNNING, S_HOLDING, S_DONE };
+
+#define MAX_DEPTH 256
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
+#define STDIN_TAG 0xFFFFFFFFu
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} buf_t;
+
+typedef struct {
+  int fd;
+  int state;
+  int want_out;
+  uint32_t seq_sent, seq_recv; // next line to send, next reply expected
+  int inflight;
+  uint64_t sent_at[MAX_DEPTH]; // ring, indexed by seq % depth
+  uint64_t started;            // connect mode: when connect(2) was called
+  buf_t raw;                   // ws: bytes as received (frames)
+  buf_t in;                    // the byte stream: replies not parsed yet
+  buf_t out;                   // bytes not yet written
+  size_t out_off;
+  uint32_t mask;
+} conn_t;
+
+static int mode = MODE_RR, nconns = 50, depth = 1, line_size = 0, ws = 0;
+static double seconds = 3, warmup = 0, timeout_s = 120;
+static const char *host = "127.0.0.1";
+static int port = 0;
+static struct sockaddr_in addr;
+static int ep;
+static conn_t *conns;
+static uint64_t t_warm, t_end;
+static int measuring = 0;
+static uint64_t replies, errors, wrong, closed_by_peer, connected, completed_total;
+static char *expect_buf;
+
+// ---- time and histogram ----
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define SUB 128
+static uint64_t hist[64 * SUB];
+static uint64_t hist_count, hist_max;
+
+static void hist_add(uint64_t v) {
+  int idx;
+  if (v < SUB) idx = (int)v;
+  else {
+    int e = 63 - __builtin_clzll(v);
+    int shift = e - 7;
+    idx = (shift + 1) * SUB + (int)((v >> shift) - SUB);
+  }
+  hist[idx]++;
+  hist_count++;
+  if (v > hist_max) hist_max = v;
+}
+
+static double hist_value(int idx) {
+  if (idx < SUB) return idx;
+  int shift = idx / SUB - 1;
+  uint64_t sub = (uint64_t)(idx % SUB + SUB);
+  return (double)(sub << shift) + (double)(1ull << shift) / 2.0;
+}
+
+static double hist_pct(double p) {
+  if (hist_count == 0) return 0;
+  uint64_t want = (uint64_t)(p * (double)hist_count + 0.999999);
+  if (want < 1) want = 1;
+  uint64_t seen = 0;
+  for (int i = 0; i < 64 * SUB; i++) {
+    seen += hist[i];
+    if (seen >= want) return hist_value(i);
+  }
+  return (double)hist_max;
+}
+
+// ---- buffers ----
+static void buf_reserve(buf_t *b, size_t more) {
+  if (b->len + more <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap < b->len + more) cap *= 2;
+  b->p = realloc(b->p, cap);
+  if (!b->p) {
+    perror("realloc");
+    exit(3);
+  }
+  b->cap = cap;
+}
+static void buf_add(buf_t *b, const void *data, size_t n) {
+  buf_reserve(b, n);
+  memcpy(b->p + b->len, data, n);
+  b->len += n;
+}
+static void buf_consume(buf_t *b, size_t n) {
+  if (n >= b->len) b->len = 0;
+  else {
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+  }
+}
+static void buf_free(buf_t *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+// ---- the protocol ----
+static int the_line_len(void) { return line_size > 22 ? line_size : 22; }
+
+// Line number `seq` into `dst` (the_line_len() bytes, no newline).
+static void make_line(char *dst, uint32_t seq) {
+  int n = the_line_len();
+  char head[32];
+  snprintf(head, sizeof head, "Hello self. %010u", seq);
+  memcpy(dst, head, 22);
+  for (int i = 22; i < n; i++) dst[i] = (char)('a' + (i % 26));
+}
+
+static int reply_len(void) { return the_line_len() + 13; } // You sent: '...'\n
+
+static void make_reply(char *dst, uint32_t seq) {
+  int n = the_line_len();
+  memcpy(dst, "You sent: '", 11);
+  make_line(dst + 11, seq);
+  dst[11 + n] = '\'';
+  dst[12 + n] = '\n';
+}
+
+static uint32_t next_mask(conn_t *c) {
+  uint32_t x = c->mask ? c->mask : 0x9e3779b9u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return c->mask = x;
+}
+
+// Queues `payload` for sending: as is on TCP, as masked binary messages over comm-stream.
+static void emit(conn_t *c, const char *payload, size_t n, int opcode) {
+  if (!ws) {
+    buf_add(&c->out, payload, n);
+    return;
+  }
+  size_t off = 0;
+  do {
+    size_t chunk = n - off > 65536 ? 65536 : n - off;
+    unsigned char h[14];
+    int hl = 0;
+    h[hl++] = (unsigned char)(0x80 | opcode);
+    if (chunk < 126) h[hl++] = (unsigned char)(0x80 | chunk);
+    else {
+      h[hl++] = 0x80 | 126;
+      h[hl++] = (unsigned char)(chunk >> 8);
+      h[hl++] = (unsigned char)chunk;
+    }
+    uint32_t m = next_mask(c);
+    unsigned char mk[4] = {(unsigned char)(m >> 24), (unsigned char)(m >> 16), (unsigned char)(m >> 8),
+                           (unsigned char)m};
+    memcpy(h + hl, mk, 4);
+    hl += 4;
+    buf_add(&c->out, h, (size_t)hl);
+    buf_reserve(&c->out, chunk);
+    unsigned char *dst = (unsigned char *)c->out.p + c->out.len;
+    for (size_t i = 0; i < chunk; i++) dst[i] = (unsigned char)payload[off + i] ^ mk[i & 3];
+    c->out.len += chunk;
+    off += chunk;
+  } while (off < n);
+}
+
+static void set_events(conn_t *c, int out) {
+  if (c->want_out == out) return;
+  c->want_out = out;
+  struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.u32 = (uint32_t)(c - conns)};
+  epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void drop(conn_t *c, int state);
+
+// Writes what is queued; returns -1 if the connection failed (and was dropped).
+static int flush_out(conn_t *c) {
+  while (c->out_off < c->out.len) {
+    ssize_t n = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        set_events(c, 1);
+        return 0;
+      }
+      errors++;
+      drop(c, S_DONE);
+      return -1;
+    }
+    c->out_off += (size_t)n;
+  }
+  c->out.len = 0;
+  c->out_off = 0;
+  set_events(c, 0);
+  return 0;
+}
+
+// Queues lines until `depth` are in flight.
+static void fill(conn_t *c) {
+  int want = mode == MODE_PIPELINED ? depth : 1;
+  int n = the_line_len();
+  if (c->inflight >= want) return;
+  int count = want - c->inflight;
+  static char *batch;
+  static size_t batch_cap;
+  size_t need = (size_t)count * (size_t)(n + 1);
+  if (need > batch_cap) {
+    batch = realloc(batch, need);
+    batch_cap = need;
+  }
+  uint64_t t = now_ns();
+  for (int i = 0; i < count; i++) {
+    make_line(batch + (size_t)i * (size_t)(n + 1), c->seq_sent);
+    batch[(size_t)i * (size_t)(n + 1) + (size_t)n] = '\n';
+    c->sent_at[c->seq_sent % MAX_DEPTH] = t;
+    c->seq_sent++;
+    c->inflight++;
+  }
+  emit(c, batch, need, 2);
+}
+
+static void start_conn(conn_t *c);
+
+static void drop(conn_t *c, int state) {
+  if (c->fd >= 0) {
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+  }
+  c->fd = -1;
+  c->state = state;
+  c->raw.len = c->in.len = c->out.len = c->out_off = 0;
+  c->want_out = 0;
+}
+
+static void on_open(conn_t *c) {
+  connected++;
+  if (ws) {
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Protocol: comm-stream\r\n\r\n",
+                     host, port);
+    buf_add(&c->out, req, (size_t)n);
+    c->state = S_HANDSHAKE;
+  } else c->state = S_RUNNING;
+}
+
+// Parses complete replies in c->in. Returns -1 if the connection was dropped.
+static int take_replies(conn_t *c) {
+  size_t rl = (size_t)reply_len();
+  size_t at = 0;
+  uint64_t t = 0;
+  while (c->in.len - at > 0) {
+    char *nl = memchr(c->in.p + at, '\n', c->in.len - at);
+    if (!nl) break;
+    size_t len = (size_t)(nl - (c->in.p + at)) + 1;
+    if (!t) t = now_ns();
+    if (c->inflight <= 0) {
+      wrong++;
+      at += len;
+      continue;
+    }
+    make_reply(expect_buf, c->seq_recv);
+    if (len != rl || memcmp(c->in.p + at, expect_buf, rl) != 0) wrong++;
+    uint64_t since = mode == MODE_CONNECT ? c->started : c->sent_at[c->seq_recv % MAX_DEPTH];
+    c->seq_recv++;
+    c->inflight--;
+    completed_total++;
+    if (measuring && t >= t_warm && t < t_end) {
+      replies++;
+      hist_add(t - since);
+    }
+    at += len;
+    if (mode == MODE_CONNECT || mode == MODE_IDLE) break;
+  }
+  buf_consume(&c->in, at);
+  if (mode == MODE_CONNECT && c->inflight == 0 && c->seq_recv > 0) {
+    drop(c, S_FREE);
+    if (!measuring || now_ns() < t_end) start_conn(c);
+    return -1;
+  }
+  if (mode == MODE_IDLE && c->inflight == 0 && c->seq_recv > 0 && c->state == S_RUNNING) {
+    c->state = S_HOLDING;
+    return 0;
+  }
+  if ((mode == MODE_RR || mode == MODE_PIPELINED) && measuring && now_ns() < t_end) fill(c);
+  return 0;
+}
+
+// comm-stream: takes the server's frames out of c->raw, the byte stream into c->in, answers pings.
+static int take_frames(conn_t *c) {
+  size_t at = 0;
+  for (;;) {
+    size_t avail = c->raw.len - at;
+    if (avail < 2) break;
+    unsigned char *h = (unsigned char *)c->raw.p + at;
+    int op = h[0] & 15;
+    int masked = h[1] & 0x80;
+    uint64_t len = h[1] & 127;
+    size_t hl = 2;
+    if (len == 126) {
+      if (avail < 4) break;
+      len = ((uint64_t)h[2] << 8) | h[3];
+      hl = 4;
+    } else if (len == 127) {
+      if (avail < 10) break;
+      len = 0;
+      for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
+      hl = 10;
+    }
+    unsigned char mk[4] = {0, 0, 0, 0};
+    if (masked) {
+      if (avail < hl + 4) break;
+      memcpy(mk, h + hl, 4);
+      hl += 4;
+    }
+    if (avail < hl + len) break;
+    unsigned char *payload = h + hl;
+    if (masked)
+      for (uint64_t i = 0; i < len; i++) payload[i] ^= mk[i & 3];
+    if (op == 0 || op == 1 || op == 2) {
+      if (len == 0 && op != 0) { // an empty message is the server's FIN
+        closed_by_peer++;
+        drop(c, S_DONE);
+        return -1;
+      }
+      buf_add(&c->in, payload, (size_t)len);
+    } else if (op == 8) {
+      closed_by_peer++;
+      drop(c, S_DONE);
+      return -1;
+    } else if (op == 9) {
+      emit(c, (const char *)payload, (size_t)len, 10); // pong; `ack N` needs nothing else here
+    }
+    at += hl + (size_t)len;
+  }
+  buf_consume(&c->raw, at);
+  return 0;
+}
+
+static void on_readable(conn_t *c) {
+  char tmp[65536];
+  ssize_t n = read(c->fd, tmp, sizeof tmp);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+    if (c->state == S_HOLDING || c->state == S_RUNNING) closed_by_peer++;
+    else errors++;
+    int restart = mode == MODE_CONNECT && (!measuring || now_ns() < t_end);
+    drop(c, mode == MODE_CONNECT ? S_FREE : S_DONE);
+    if (restart) start_conn(c);
+    return;
+  }
+  if (n < 0) return;
+  if (!ws) buf_add(&c->in, tmp, (size_t)n);
+  else {
+    buf_add(&c->raw, tmp, (size_t)n);
+    if (c->state == S_HANDSHAKE) {
+      char *end = memmem(c->raw.p, c->raw.len, "\r\n\r\n", 4);
+      if (!end) return;
+      if (c->raw.len < 12 || memcmp(c->raw.p, "HTTP/1.1 101", 12) != 0) {
+        errors++;
+        drop(c, mode == MODE_CONNECT ? S_FREE : S_DONE);
+        return;
+      }
+      buf_consume(&c->raw, (size_t)(end + 4 - c->raw.p));
+      c->state = S_RUNNING;
+      if (mode == MODE_CONNECT || mode == MODE_IDLE || measuring) fill(c);
+    }
+    if (take_frames(c) < 0) return;
+  }
+  if (take_replies(c) < 0) return;
+  if (c->fd >= 0) flush_out(c);
+}
+
+static void start_conn(conn_t *c) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    errors++;
+    c->state = S_DONE;
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->fd = fd;
+  c->state = S_CONNECTING;
+  c->seq_sent = c->seq_recv = 0;
+  c->inflight = 0;
+  c->want_out = 1;
+  c->started = now_ns();
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)(c - conns)};
+  epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS) {
+    errors++;
+    drop(c, S_DONE);
+  }
+}
+
+static void on_writable(conn_t *c) {
+  if (c->state == S_CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+      errors++;
+      int restart = mode == MODE_CONNECT && (!measuring || now_ns() < t_end);
+      drop(c, mode == MODE_CONNECT ? S_FREE : S_DONE);
+      if (restart) start_conn(c);
+      return;
+    }
+    on_open(c);
+    if (c->state == S_RUNNING && (mode == MODE_CONNECT || mode == MODE_IDLE || measuring)) fill(c);
+  }
+  flush_out(c);
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: loadgen --port P [--host 127.0.0.1] --mode rr|pipelined|connect|idle [--conns N]\n"
+                  "               [--depth D] [--size L] [--seconds T] [--warmup W] [--ws] [--timeout S]\n");
+  exit(2);
+}
+
+static void raise_nofile(int want) {
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur >= (rlim_t)want) return;
+  struct rlimit up = {(rlim_t)want, rl.rlim_max > (rlim_t)want ? rl.rlim_max : (rlim_t)want};
+  if (setrlimit(RLIMIT_NOFILE, &up) != 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static uint64_t t_start;
+
+static void print_result(double elapsed, int established) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+               (double)ru.ru_stime.tv_usec / 1e6;
+  double wall = (double)(now_ns() - t_start) / 1e9;
+  printf("{\"mode\":\"%s\",\"transport\":\"%s\",\"connections\":%d,\"depth\":%d,\"lineBytes\":%d,"
+         "\"seconds\":%.3f,\"replies\":%llu,\"perSecond\":%.1f,\"p50Us\":%.1f,\"p99Us\":%.1f,\"maxUs\":%.1f,"
+         "\"errors\":%llu,\"wrongReplies\":%llu,\"closedByPeer\":%llu,\"connected\":%llu,\"established\":%d,"
+         "\"cpuSeconds\":%.3f,\"wallSeconds\":%.3f}\n",
+         mode == MODE_RR          ? "rr"
+         : mode == MODE_PIPELINED ? "pipelined"
+         : mode == MODE_CONNECT   ? "connect"
+                                  : "idle",
+         ws ? "ws" : "tcp", nconns, mode == MODE_PIPELINED ? depth : 1, the_line_len(), elapsed,
+         (unsigned long long)replies, elapsed > 0 ? (double)replies / elapsed : 0.0, hist_pct(0.5) / 1000.0,
+         hist_pct(0.99) / 1000.0, (double)hist_max / 1000.0, (unsigned long long)errors,
+         (unsigned long long)wrong, (unsigned long long)closed_by_peer, (unsigned long long)connected,
+         established, cpu, wall);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--ws")) ws = 1;
+    else if (!v) usage();
+    else if (!strcmp(a, "--port")) port = atoi(v), i++;
+    else if (!strcmp(a, "--host")) host = v, i++;
+    else if (!strcmp(a, "--conns")) nconns = atoi(v), i++;
+    else if (!strcmp(a, "--depth")) depth = atoi(v), i++;
+    else if (!strcmp(a, "--size")) line_size = atoi(v), i++;
+    else if (!strcmp(a, "--seconds")) seconds = atof(v), i++;
+    else if (!strcmp(a, "--warmup")) warmup = atof(v), i++;
+    else if (!strcmp(a, "--timeout")) timeout_s = atof(v), i++;
+    else if (!strcmp(a, "--mode")) {
+      i++;
+      if (!strcmp(v, "rr")) mode = MODE_RR;
+      else if (!strcmp(v, "pipelined")) mode = MODE_PIPELINED;
+      else if (!strcmp(v, "connect")) mode = MODE_CONNECT;
+      else if (!strcmp(v, "idle")) mode = MODE_IDLE;
+      else usage();
+    } else usage();
+  }
+  if (port <= 0 || nconns <= 0 || depth <= 0 || depth > MAX_DEPTH || seconds <= 0) usage();
+  signal(SIGPIPE, SIG_IGN);
+  raise_nofile(nconns + 64);
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+    fprintf(stderr, "loadgen: --host must be an IPv4 address\n");
+    return 2;
+  }
+  expect_buf = malloc((size_t)reply_len());
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  conns = calloc((size_t)nconns, sizeof(conn_t));
+  for (int i = 0; i < nconns; i++) conns[i].fd = -1;
+  struct epoll_event evs[512];
+  uint64_t t0 = now_ns();
+  t_start = t0;
+  uint64_t deadline = t0 + (uint64_t)(timeout_s * 1e9);
+
+  if (mode == MODE_IDLE) {
+    // Opens the connections, at most 256 under way at a time.
+    int next = 0, under_way = 0, settled = 0;
+    while (settled < nconns && now_ns() < deadline) {
+      while (next < nconns && under_way < 256) {
+        start_conn(&conns[next++]);
+        under_way++;
+      }
+      int n = epoll_wait(ep, evs, 512, 100);
+      for (int i = 0; i < n; i++) {
+        conn_t *c = &conns[evs[i].data.u32];
+        if (c->fd < 0) continue;
+        if (evs[i].events & (EPOLLOUT)) on_writable(c);
+        if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) on_readable(c);
+      }
+      settled = 0;
+      under_way = 0;
+      for (int i = 0; i < next; i++) {
+        if (conns[i].state == S_HOLDING || conns[i].state == S_DONE) settled++;
+        else under_way++;
+      }
+    }
+    int established = 0;
+    for (int i = 0; i < nconns; i++) established += conns[i].state == S_HOLDING;
+    double open_s = (double)(now_ns() - t0) / 1e9;
+    printf("{\"event\":\"established\",\"established\":%d,\"seconds\":%.3f}\n", established, open_s);
+    fflush(stdout);
+    // Holds them until stdin says so (a line or its end) or `seconds` pass.
+    struct epoll_event sev = {.events = EPOLLIN, .data.u32 = STDIN_TAG};
+    int watch_stdin = epoll_ctl(ep, EPOLL_CTL_ADD, 0, &sev) == 0;
+    uint64_t hold_until = now_ns() + (uint64_t)(seconds * 1e9);
+    int holding = 1;
+    while (holding && now_ns() < hold_until) {
+      int n = epoll_wait(ep, evs, 512, 100);
+      for (int i = 0; i < n; i++) {
+        if (evs[i].data.u32 == STDIN_TAG) {
+          holding = 0;
+          if (watch_stdin) epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+          continue;
+        }
+        conn_t *c = &conns[evs[i].data.u32];
+        if (c->fd < 0) continue;
+        if (evs[i].events & EPOLLOUT) on_writable(c);
+        if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) on_readable(c);
+      }
+    }
+    int still = 0;
+    for (int i = 0; i < nconns; i++) still += conns[i].state == S_HOLDING;
+    replies = (uint64_t)established;
+    // Closed with a reset: ten thousand sockets in TIME_WAIT would slow what is measured next.
+    struct linger reset = {1, 0};
+    for (int i = 0; i < nconns; i++) {
+      if (conns[i].fd >= 0) setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      drop(&conns[i], S_DONE);
+    }
+    (void)still;
+    print_result(open_s, established);
+    return 0;
+  }
+
+  // rr, pipelined, connect
+  if (mode == MODE_CONNECT) {
+    t_warm = t0 + (uint64_t)(warmup * 1e9);
+    t_end = t_warm + (uint64_t)(seconds * 1e9);
+    measuring = 1;
+    for (int i = 0; i < nconns; i++) start_conn(&conns[i]);
+  } else {
+    for (int i = 0; i < nconns; i++) start_conn(&conns[i]);
+    // Every connection open (and upgraded) before the clock starts.
+    for (;;) {
+      int pending = 0;
+      for (int i = 0; i < nconns; i++)
+        pending += conns[i].state == S_CONNECTING || conns[i].state == S_HANDSHAKE;
+      if (!pending || now_ns() > deadline) break;
+      int n = epoll_wait(ep, evs, 512, 100);
+      for (int i = 0; i < n; i++) {
+        conn_t *c = &conns[evs[i].data.u32];
+        if (c->fd < 0) continue;
+        if (evs[i].events & EPOLLOUT) on_writable(c);
+        if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) on_readable(c);
+      }
+    }
+    uint64_t t = now_ns();
+    t_warm = t + (uint64_t)(warmup * 1e9);
+    t_end = t_warm + (uint64_t)(seconds * 1e9);
+    measuring = 1;
+    for (int i = 0; i < nconns; i++)
+      if (conns[i].state == S_RUNNING) {
+        fill(&conns[i]);
+        flush_out(&conns[i]);
+      }
+  }
+  for (;;) {
+    uint64_t t = now_ns();
+    if (t >= t_end) break;
+    int wait_ms = (int)((t_end - t) / 1000000) + 1;
+    int n = epoll_wait(ep, evs, 512, wait_ms);
+    for (int i = 0; i < n; i++) {
+      conn_t *c = &conns[evs[i].data.u32];
+      if (c->fd < 0) continue;
+      if (evs[i].events & EPOLLOUT) on_writable(c);
+      if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) on_readable(c);
+    }
+  }
+  for (int i = 0; i < nconns; i++) {
+    drop(&conns[i], S_DONE);
+    buf_free(&conns[i].raw);
+    buf_free(&conns[i].in);
+    buf_free(&conns[i].out);
+  }
+  print_result(seconds, 0);
+  return 0;
+}

@@ -1,0 +1,319 @@
+// The reference server: the talk protocol (read a line, reply "You sent: '<line>'\n") in C, one
+// thread, epoll, every line of one read answered in one write. It is the fastest server this
+// machine can offer the load generator: if the load generator drives it faster than it drives the
+// fastest backend, the load generator is not what limits the backends' figures.
+//
+// A connection whose first bytes are "GET " speaks comm-stream instead (the byte stream in binary
+// WebSocket messages, as @comm/uws): the upgrade is answered for the load generator's fixed
+// Sec-WebSocket-Key only (this server has no SHA-1), client frames are unmasked, replies go out as
+// one binary message per read, an empty message (FIN) is answered with one and a close.
+//
+//   refserver [--port 0] [--backlog 4096]     prints "reference server listening on 127.0.0.1 port N"
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" // RFC 6455's example: the accept of WS_KEY
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} buf_t;
+
+typedef struct {
+  int open;
+  int kind; // 0 unknown yet, 1 tcp, 2 ws before upgrade, 3 ws
+  buf_t in;   // tcp: partial line; ws: raw frames
+  buf_t line; // ws: partial line (unmasked stream)
+  buf_t out;
+  size_t out_off;
+  int want_out;
+  int closing;
+} conn_t;
+
+static int ep;
+static conn_t *conns;
+static int max_fd;
+static buf_t reply;
+
+static void buf_reserve(buf_t *b, size_t more) {
+  if (b->len + more <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 1024;
+  while (cap < b->len + more) cap *= 2;
+  b->p = realloc(b->p, cap);
+  if (!b->p) {
+    perror("realloc");
+    exit(3);
+  }
+  b->cap = cap;
+}
+static void buf_add(buf_t *b, const void *d, size_t n) {
+  buf_reserve(b, n);
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+}
+static void buf_consume(buf_t *b, size_t n) {
+  if (n >= b->len) b->len = 0;
+  else {
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+  }
+}
+
+static void close_conn(int fd) {
+  conn_t *c = &conns[fd];
+  epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+  close(fd);
+  free(c->in.p);
+  free(c->line.p);
+  free(c->out.p);
+  memset(c, 0, sizeof *c);
+}
+
+static void set_out(int fd, int on) {
+  conn_t *c = &conns[fd];
+  if (c->want_out == on) return;
+  c->want_out = on;
+  struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.fd = fd};
+  epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+}
+
+// Sends `data` now, keeping what the socket does not take; returns -1 if the connection is gone.
+static int send_bytes(int fd, const char *data, size_t n) {
+  conn_t *c = &conns[fd];
+  if (c->out.len > c->out_off) {
+    buf_add(&c->out, data, n);
+    return 0;
+  }
+  c->out.len = c->out_off = 0;
+  while (n > 0) {
+    ssize_t w = write(fd, data, n);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        buf_add(&c->out, data, n);
+        set_out(fd, 1);
+        return 0;
+      }
+      close_conn(fd);
+      return -1;
+    }
+    data += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+// Appends the replies to the complete lines of `b` to `reply`, keeps the partial line in `b`.
+static void answer_lines(buf_t *b) {
+  size_t at = 0;
+  for (;;) {
+    char *nl = memchr(b->p + at, '\n', b->len - at);
+    if (!nl) break;
+    size_t len = (size_t)(nl - (b->p + at));
+    buf_add(&reply, "You sent: '", 11);
+    buf_add(&reply, b->p + at, len);
+    buf_add(&reply, "'\n", 2);
+    at += len + 1;
+  }
+  buf_consume(b, at);
+}
+
+static int ws_send(int fd, int opcode, const char *payload, size_t n) {
+  unsigned char h[10];
+  int hl = 0;
+  h[hl++] = (unsigned char)(0x80 | opcode);
+  if (n < 126) h[hl++] = (unsigned char)n;
+  else if (n < 65536) {
+    h[hl++] = 126;
+    h[hl++] = (unsigned char)(n >> 8);
+    h[hl++] = (unsigned char)n;
+  } else {
+    h[hl++] = 127;
+    for (int i = 7; i >= 0; i--) h[hl++] = (unsigned char)((uint64_t)n >> (8 * i));
+  }
+  buf_t frame = {0};
+  buf_add(&frame, h, (size_t)hl);
+  buf_add(&frame, payload, n);
+  int r = send_bytes(fd, frame.p, frame.len);
+  free(frame.p);
+  return r;
+}
+
+static void on_ws(int fd) {
+  conn_t *c = &conns[fd];
+  size_t at = 0;
+  int fin = 0, close_frame = 0;
+  reply.len = 0;
+  for (;;) {
+    size_t avail = c->in.len - at;
+    if (avail < 2) break;
+    unsigned char *h = (unsigned char *)c->in.p + at;
+    int op = h[0] & 15;
+    uint64_t len = h[1] & 127;
+    size_t hl = 2;
+    if (len == 126) {
+      if (avail < 4) break;
+      len = ((uint64_t)h[2] << 8) | h[3];
+      hl = 4;
+    } else if (len == 127) {
+      if (avail < 10) break;
+      len = 0;
+      for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
+      hl = 10;
+    }
+    unsigned char mk[4] = {0, 0, 0, 0};
+    if (h[1] & 0x80) {
+      if (avail < hl + 4) break;
+      memcpy(mk, h + hl, 4);
+      hl += 4;
+    }
+    if (avail < hl + len) break;
+    unsigned char *pl = h + hl;
+    for (uint64_t i = 0; i < len; i++) pl[i] ^= mk[i & 3];
+    if (op <= 2) {
+      if (len == 0 && op != 0) fin = 1;
+      else buf_add(&c->line, pl, (size_t)len);
+    } else if (op == 8) close_frame = 1;
+    at += hl + (size_t)len;
+  }
+  buf_consume(&c->in, at);
+  answer_lines(&c->line);
+  if (reply.len > 0 && ws_send(fd, 2, reply.p, reply.len) < 0) return;
+  if (close_frame) {
+    close_conn(fd);
+    return;
+  }
+  if (fin) {
+    if (ws_send(fd, 2, "", 0) < 0) return;
+    if (ws_send(fd, 8, "\x03\xe8", 2) < 0) return;
+  }
+}
+
+static void on_readable(int fd) {
+  conn_t *c = &conns[fd];
+  char tmp[65536];
+  ssize_t n = read(fd, tmp, sizeof tmp);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+    close_conn(fd);
+    return;
+  }
+  if (n < 0) return;
+  if (c->kind == 0) c->kind = (n >= 4 && memcmp(tmp, "GET ", 4) == 0) ? 2 : 1;
+  if (c->kind == 1) {
+    buf_add(&c->in, tmp, (size_t)n);
+    reply.len = 0;
+    answer_lines(&c->in);
+    if (reply.len > 0) send_bytes(fd, reply.p, reply.len);
+    return;
+  }
+  buf_add(&c->in, tmp, (size_t)n);
+  if (c->kind == 2) {
+    char *end = memmem(c->in.p, c->in.len, "\r\n\r\n", 4);
+    if (!end) return;
+    if (!memmem(c->in.p, (size_t)(end - c->in.p), WS_KEY, strlen(WS_KEY))) {
+      const char *no = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      send_bytes(fd, no, strlen(no));
+      close_conn(fd);
+      return;
+    }
+    buf_consume(&c->in, (size_t)(end + 4 - c->in.p));
+    const char *ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: " WS_ACCEPT "\r\nSec-WebSocket-Protocol: comm-stream\r\n\r\n";
+    if (send_bytes(fd, ok, strlen(ok)) < 0) return;
+    c->kind = 3;
+  }
+  on_ws(fd);
+}
+
+static void on_writable(int fd) {
+  conn_t *c = &conns[fd];
+  while (c->out_off < c->out.len) {
+    ssize_t w = write(fd, c->out.p + c->out_off, c->out.len - c->out_off);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      close_conn(fd);
+      return;
+    }
+    c->out_off += (size_t)w;
+  }
+  c->out.len = c->out_off = 0;
+  set_out(fd, 0);
+}
+
+int main(int argc, char **argv) {
+  int port = 0, backlog = 4096;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--backlog")) backlog = atoi(argv[i + 1]);
+    else {
+      fprintf(stderr, "usage: refserver [--port 0] [--backlog 4096]\n");
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < 65536) {
+    struct rlimit up = {65536, rl.rlim_max > 65536 ? rl.rlim_max : 65536};
+    if (setrlimit(RLIMIT_NOFILE, &up) != 0) {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
+  getrlimit(RLIMIT_NOFILE, &rl);
+  max_fd = (int)(rl.rlim_cur > 1048576 ? 1048576 : rl.rlim_cur);
+  conns = calloc((size_t)max_fd, sizeof(conn_t));
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, backlog) < 0) {
+    perror("refserver");
+    return 1;
+  }
+  socklen_t al = sizeof a;
+  getsockname(ls, (struct sockaddr *)&a, &al);
+  printf("reference server listening on 127.0.0.1 port %d\n", ntohs(a.sin_port));
+  fflush(stdout);
+  ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event lev = {.events = EPOLLIN, .data.fd = ls};
+  epoll_ctl(ep, EPOLL_CTL_ADD, ls, &lev);
+  struct epoll_event evs[512];
+  for (;;) {
+    int n = epoll_wait(ep, evs, 512, -1);
+    for (int i = 0; i < n; i++) {
+      int fd = evs[i].data.fd;
+      if (fd == ls) {
+        for (;;) {
+          int cfd = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (cfd < 0) break;
+          if (cfd >= max_fd) {
+            close(cfd);
+            continue;
+          }
+          setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          conns[cfd].open = 1;
+          struct epoll_event ev = {.events = EPOLLIN, .data.fd = cfd};
+          epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);
+        }
+        continue;
+      }
+      if (!conns[fd].open) continue;
+      if (evs[i].events & EPOLLOUT) on_writable(fd);
+      if (conns[fd].open && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) on_readable(fd);
+    }
+  }
+}

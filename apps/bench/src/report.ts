@@ -1,0 +1,214 @@
+import type { IdleResult } from './measure.js';
+import type { Cell, IdleSide, Report, Target } from './model.js';
+import { workloadSpecs } from './model.js';
+
+const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+function rate(value: number | undefined | null, unit: string): string {
+  return value === undefined || value === null ? '-' : `${int.format(value)} ${unit}`;
+}
+function ms(us: number | undefined | null): string {
+  return us === undefined || us === null ? '-' : `${(us / 1000).toFixed(2)} ms`;
+}
+function x(value: number | null): string {
+  return value === null || !Number.isFinite(value) ? '-' : `${value.toFixed(2)}x`;
+}
+function kib(value: number | null): string {
+  return value === null || !Number.isFinite(value) ? '-' : `${value.toFixed(1)} KiB`;
+}
+function verdicts(targets: Target[]): string {
+  if (targets.length === 0) return '(no target)';
+  return targets.map((t) => `${t.name}: ${t.met === null ? '?' : t.met ? 'yes' : 'NO'}`).join(', ');
+}
+
+/** One row per subject and workload. */
+export function rows(report: Report): string[][] {
+  const header = [
+    'subject',
+    'workload',
+    'talk (@comm)',
+    'bare runtime',
+    'comm/bare',
+    'p99 talk',
+    'p99 bare',
+    'p99 ratio',
+    'targets met',
+  ];
+  const out = [header];
+  for (const subject of report.subjects) {
+    if (subject.error && subject.cells.length === 0) {
+      out.push([subject.name, '-', `error: ${subject.error}`, '', '', '', '', '', '']);
+      continue;
+    }
+    for (const cell of subject.cells) out.push([subject.name, ...cellColumns(cell)]);
+  }
+  return out;
+}
+
+function cellColumns(cell: Cell): string[] {
+  if (cell.kind === 'idle') {
+    const side = (s: IdleSide) => {
+      if (s.kibPerConnection === null)
+        return `error: ${(s.rounds.find((r) => 'error' in r) as { error: string } | undefined)?.error ?? '?'}`;
+      const short = s.rounds.filter((r): r is IdleResult => !('error' in r) && r.established < r.connections);
+      const least = short.length ? Math.min(...short.map((r) => r.established)) : null;
+      return `${kib(s.kibPerConnection)}/conn${least === null ? '' : ` (only ${int.format(least)} opened in time)`}`;
+    };
+    return [
+      `idle ${int.format(cell.connections)}`,
+      side(cell.comm),
+      side(cell.bare),
+      x(cell.ratio),
+      '',
+      '',
+      '',
+      verdicts(cell.targets),
+    ];
+  }
+  const unit = workloadSpecs[cell.workload].unit;
+  const side = (s: typeof cell.comm) =>
+    s.median ? rate(s.median.perSecond, unit) : `error: ${(s.rounds[0] as { error?: string })?.error ?? '?'}`;
+  return [
+    cell.workload,
+    side(cell.comm),
+    side(cell.bare),
+    x(cell.ratio.throughput),
+    ms(cell.comm.median?.p99Us),
+    ms(cell.bare.median?.p99Us),
+    x(cell.ratio.p99),
+    verdicts(cell.targets),
+  ];
+}
+
+/** Columns padded to their widest cell. */
+export function table(rowsOf: string[][], markdown = false): string {
+  if (markdown) {
+    const [head, ...body] = rowsOf;
+    const line = (r: string[]) => `| ${r.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+    return [line(head ?? []), `|${(head ?? []).map(() => '---').join('|')}|`, ...body.map(line)].join('\n');
+  }
+  const widths = (rowsOf[0] ?? []).map((_, i) => Math.max(...rowsOf.map((r) => (r[i] ?? '').length)));
+  return rowsOf
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** The lines after the table: the load generator's proof, deviations, what is missing. */
+export function notes(report: Report): string[] {
+  const lines: string[] = [];
+  const { commit, uncommittedPackages } = report.source;
+  lines.push(
+    `measured: ${commit ? `commit ${commit.slice(0, 12)}` : 'no git commit'}${uncommittedPackages ? ' with uncommitted changes in packages/ or apps/talk' : ''}, ${report.date}, ${String(report.machine.cpu)} x ${String(report.machine.cores)}, pinning ${report.loadgen.pinning.server === null ? 'none' : `server CPU ${report.loadgen.pinning.server}, loadgen CPU ${report.loadgen.pinning.loadgen}`}`,
+  );
+  for (const p of report.loadgen.proof) {
+    const unit = workloadSpecs[p.workload].unit;
+    lines.push(
+      `loadgen ${p.workload} (${p.transport}): reference server ${rate(p.reference, unit)}, fastest backend server ${p.fastest ? `${rate(p.fastest.perSecond, unit)} (${p.fastest.server}, loadgen ${Math.round((p.loadgenBusy ?? 0) * 100)}% busy)` : '-'}: ${
+        p.notBottleneck === null
+          ? 'not shown'
+          : p.notBottleneck
+            ? 'the loadgen drove the reference faster: not the bottleneck'
+            : 'NOT shown: the reference was no faster'
+      }`,
+    );
+  }
+  for (const s of report.subjects) {
+    if (s.deviations === null) lines.push(`${s.name} (${s.runtime}): declared deviations unknown`);
+    else if (s.deviations.length === 0) lines.push(`${s.name} (${s.runtime}): no declared deviations`);
+    else
+      lines.push(
+        `${s.name} (${s.runtime}): declared deviations ${s.deviations.map((d) => d.cases.join('+')).join(', ')}`,
+      );
+  }
+  for (const m of report.missing) lines.push(`not measured: ${m}`);
+  return lines;
+}
+
+function xmlText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * A bar chart: per workload a panel, per subject a bar of comm/bare (throughput; KiB per idle
+ * connection for idle), the target as a dashed line; green meets it, red does not, grey has none.
+ */
+export function svg(report: Report): string {
+  const subjects = report.subjects.map((s) => s.name);
+  const workloads = [...new Set(report.subjects.flatMap((s) => s.cells.map((c) => c.workload)))];
+  const barW = 26;
+  const gap = 8;
+  const panelW = Math.max(140, subjects.length * (barW + gap) + 40);
+  const plotH = 220;
+  const top = 70;
+  const left = 50;
+  const width = left + workloads.length * panelW + 20;
+  const height = top + plotH + 110;
+  const values = report.subjects.flatMap((s) =>
+    s.cells
+      .map((c) => (c.kind === 'idle' ? c.ratio : c.ratio.throughput))
+      .filter((v): v is number => v !== null && Number.isFinite(v)),
+  );
+  const maxY = Math.max(1.5, 2.2, ...values) * 1.05;
+  const y = (v: number) => top + plotH - (Math.min(v, maxY) / maxY) * plotH;
+  const parts: string[] = [];
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${left}" y="20" font-size="14" font-weight="bold">@comm talk server / bare runtime, per backend and workload</text>`,
+    `<text x="${left}" y="38">${xmlText(`${report.date.slice(0, 10)}, ${String(report.machine.cpu)}, ${String(report.machine.cores)} cores; throughput ratio (higher is better); idle: KiB per connection ratio (lower is better)`)}</text>`,
+    `<text x="${left}" y="54">${xmlText('bars: green meets its target, red misses it, grey has none; dashed line: the target')}</text>`,
+  );
+  for (let t = 0; t <= maxY; t += 0.5) {
+    parts.push(
+      `<line x1="${left - 4}" x2="${width - 20}" y1="${y(t)}" y2="${y(t)}" stroke="#ddd"/>`,
+      `<text x="${left - 8}" y="${y(t) + 4}" text-anchor="end">${t.toFixed(1)}</text>`,
+    );
+  }
+  workloads.forEach((workload, wi) => {
+    const x0 = left + wi * panelW + 10;
+    parts.push(
+      `<text x="${x0 + (panelW - 20) / 2}" y="${top + plotH + 95}" text-anchor="middle" font-weight="bold">${xmlText(workload === 'idle' ? 'idle (memory)' : workload)}</text>`,
+    );
+    let targetValue: number | null = null;
+    report.subjects.forEach((s, si) => {
+      const cell = s.cells.find((c) => c.workload === workload);
+      if (!cell) return;
+      const value = cell.kind === 'idle' ? cell.ratio : cell.ratio.throughput;
+      const target = cell.kind === 'idle' ? cell.targets[1] : cell.targets[0];
+      if (target) targetValue = Number(target.name.match(/[\d.]+/)?.[0]);
+      const met =
+        cell.kind === 'idle'
+          ? cell.targets.every((t) => t.met === true)
+            ? true
+            : cell.targets.some((t) => t.met === false)
+              ? false
+              : null
+          : (target?.met ?? null);
+      const color = !target ? '#999' : met ? '#2a9d4b' : met === false ? '#d64545' : '#999';
+      const bx = x0 + si * (barW + gap);
+      if (value !== null && Number.isFinite(value)) {
+        parts.push(
+          `<rect x="${bx}" y="${y(value)}" width="${barW}" height="${top + plotH - y(value)}" fill="${color}"/>`,
+          `<text x="${bx + barW / 2}" y="${y(value) - 4}" text-anchor="middle">${value.toFixed(2)}</text>`,
+        );
+      } else parts.push(`<text x="${bx + barW / 2}" y="${top + plotH - 4}" text-anchor="middle">n/a</text>`);
+      parts.push(
+        `<text transform="translate(${bx + barW / 2 + 4},${top + plotH + 8}) rotate(60)" font-size="10">${xmlText(s.name)}</text>`,
+      );
+    });
+    if (targetValue !== null)
+      parts.push(
+        `<line x1="${x0 - 4}" x2="${x0 + subjects.length * (barW + gap)}" y1="${y(targetValue)}" y2="${y(targetValue)}" stroke="black" stroke-dasharray="5,3"/>`,
+      );
+  });
+  parts.push(
+    `<line x1="${left}" x2="${width - 20}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`,
+    '</svg>',
+  );
+  return `${parts.join('\n')}\n`;
+}
