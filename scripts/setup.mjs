@@ -1,7 +1,8 @@
 // Gets a fresh clone ready with nothing but Node and npm: installs the workspace with the pinned
 // pnpm when node_modules is missing or older than the lockfile. With --test, also the system tools
 // the tests use: ss (iproute2) and python3 for the kernel checks, Debian's Chromium for the browser
-// test; installed with apt-get when this is root on Debian, else named so that a person can.
+// test, a C compiler (gcc) for the benchmark's load generator (--bench: the compiler only);
+// installed with apt-get when this is root on Debian, else named so that a person can.
 import { execSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,7 +14,10 @@ const lock = join(root, 'pnpm-lock.yaml');
 const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs);
 if (stale) execSync('npx -y pnpm@12.4.2 install', { cwd: root, stdio: 'inherit' });
 
-if (process.argv.includes('--test')) {
+// --test: what the tests need; --bench: what pnpm bench needs (a C compiler for its load generator;
+// the tests run a smoke of the benchmark, so --test checks for it too).
+const forTest = process.argv.includes('--test');
+if (forTest || process.argv.includes('--bench')) {
   const has = (command) => {
     try {
       execSync(`command -v ${command}`, { stdio: 'ignore', shell: '/bin/sh' });
@@ -23,9 +27,10 @@ if (process.argv.includes('--test')) {
     }
   };
   const missing = [];
-  if (!has('ss')) missing.push('iproute2');
-  if (!has('python3')) missing.push('python3');
-  if (!existsSync('/usr/bin/chromium')) missing.push('chromium');
+  if (forTest && !has('ss')) missing.push('iproute2');
+  if (forTest && !has('python3')) missing.push('python3');
+  if (forTest && !existsSync('/usr/bin/chromium')) missing.push('chromium');
+  if (!has('cc')) missing.push('gcc');
   if (missing.length > 0) {
     const isRoot = process.getuid?.() === 0;
     if (isRoot && has('apt-get')) {
@@ -37,7 +42,7 @@ if (process.argv.includes('--test')) {
       });
     } else {
       console.error(
-        `The tests need ${missing.join(', ')} (Debian packages; Chromium at /usr/bin/chromium). Install them, e.g. sudo apt-get install -y ${missing.join(' ')}`,
+        `${forTest ? 'The tests need' : 'pnpm bench needs'} ${missing.join(', ')} (Debian packages; Chromium at /usr/bin/chromium). Install them, e.g. sudo apt-get install -y ${missing.join(' ')}`,
       );
       process.exit(1);
     }
