@@ -8,7 +8,7 @@
  *
  * Only `node:` builtins, so the same code runs under Node, Bun and Deno (Deno needs --allow-run).
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 
@@ -230,4 +230,110 @@ export async function kernelToolsAvailable(): Promise<string | null> {
   }
   if (problems.length === 0) return null;
   return `cannot read socket state from the kernel: ${problems.join('; ')}.`;
+}
+
+/**
+ * One connected TCP socket's counters as the kernel keeps them (`ss -tin`, from tcp_info), for
+ * the flow rules: how many bytes the process has handed to the socket, how many segments carried
+ * them.
+ */
+export interface TcpCounters {
+  /** The state `ss` names: `ESTAB`, `FIN-WAIT-1`, `CLOSE-WAIT`... */
+  state: string;
+  /** Bytes received and not yet read by the process (rcv_nxt - copied_seq). */
+  recvQ: number;
+  /** Bytes written by the process and not yet acknowledged by the peer (write_seq - snd_una), sent or not. */
+  sendQ: number;
+  /** Bytes the peer has acknowledged (tcpi_bytes_acked). */
+  bytesAcked: number;
+  /** Bytes received from the peer (tcpi_bytes_received). */
+  bytesReceived: number;
+  /** Segments sent that carried data, retransmissions included (tcpi_data_segs_out). */
+  dataSegsOut: number;
+  /** Segments sent, pure ACKs included (tcpi_segs_out). */
+  segsOut: number;
+  /** Bytes retransmitted (tcpi_bytes_retrans). */
+  bytesRetrans: number;
+}
+
+/**
+ * Every byte the process has handed to this socket so far (`bytesAcked + sendQ`): what the kernel
+ * has taken, whether it has sent it yet or not.
+ */
+export function kernelTaken(counters: TcpCounters): number {
+  return counters.bytesAcked + counters.sendQ;
+}
+
+function ssArgs(ref: Omit<SocketRef, 'pid'>): string[] {
+  checkPort(ref.localPort, 'tcpCounters');
+  checkPort(ref.remotePort, 'tcpCounters');
+  // -a: a socket that has sent its FIN (FIN-WAIT, CLOSING) still has its counters.
+  return ['-Htina', `( sport = :${ref.localPort} and dport = :${ref.remotePort} )`];
+}
+
+function parseCounters(stdout: string, ref: Omit<SocketRef, 'pid'>): TcpCounters {
+  const where = `the TCP socket ${ref.localPort}->${ref.remotePort}`;
+  // One socket is two lines: `State Recv-Q Send-Q Local Peer`, then its tcp_info as `key:value`s.
+  const lines = stdout.split('\n').filter((line) => line.trim() !== '');
+  const rows: string[][] = [];
+  for (const line of lines) {
+    if (/^\s/.test(line) && rows.length > 0) (rows[rows.length - 1] as string[]).push(line.trim());
+    else rows.push([line.trim()]);
+  }
+  const live = rows.filter((row) => !(row[0] as string).startsWith('TIME-WAIT'));
+  if (live.length !== 1) {
+    throw new Error(
+      `tcpCounters: \`ss -tin\` shows ${live.length} sockets for ${where}, not one: ${stdout.trim() || '(nothing)'}`,
+    );
+  }
+  const [head = '', info = ''] = live[0] as string[];
+  const [state = '', recvQ, sendQ] = head.split(/\s+/);
+  const field = (name: string): number => {
+    // A counter that is still 0 is left out of ss's output.
+    const match = new RegExp(`(?:^|\\s)${name}:(\\d+)`).exec(info);
+    return match ? Number(match[1]) : 0;
+  };
+  const counters: TcpCounters = {
+    state,
+    recvQ: Number(recvQ),
+    sendQ: Number(sendQ),
+    bytesAcked: field('bytes_acked'),
+    bytesReceived: field('bytes_received'),
+    dataSegsOut: field('data_segs_out'),
+    segsOut: field('segs_out'),
+    bytesRetrans: field('bytes_retrans'),
+  };
+  if (!Number.isInteger(counters.recvQ) || !Number.isInteger(counters.sendQ)) {
+    throw new Error(`tcpCounters: cannot read this line of \`ss -tin\` for ${where}: ${head}`);
+  }
+  return counters;
+}
+
+/**
+ * The kernel's counters of the TCP socket in this network namespace whose local port is
+ * `localPort` and whose peer's port is `remotePort` (for a server's accepted socket: the server's
+ * port and the client's). Throws unless exactly one such socket (not in TIME-WAIT) exists.
+ */
+export async function tcpCounters(ref: Omit<SocketRef, 'pid'>): Promise<TcpCounters> {
+  const { stdout } = await run('ss', ssArgs(ref));
+  return parseCounters(stdout, ref);
+}
+
+/**
+ * `tcpCounters`, read synchronously: the event loop does not turn while `ss` runs, so nothing the
+ * process does in JavaScript can reach the socket between the call and the answer.
+ */
+export function tcpCountersSync(ref: Omit<SocketRef, 'pid'>): TcpCounters {
+  let stdout: string;
+  try {
+    stdout = execFileSync('ss', ssArgs(ref), {
+      timeout: CHILD_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (error) {
+    throw new Error(`tcpCounters: \`ss ${ssArgs(ref).join(' ')}\` failed: ${(error as Error).message}`);
+  }
+  return parseCounters(stdout, ref);
 }

@@ -4,3 +4,4 @@ import './addresses.js';
 import './lifecycle.js';
 import './sockets.js';
 import './streams.js';
+import './flow.js';
