@@ -2,7 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { acceptQueueLength, kernelToolsAvailable, listenBacklog, socketOptions } from '../src/kernel.js';
+import {
+  acceptQueueLength,
+  kernelTaken,
+  kernelToolsAvailable,
+  listenBacklog,
+  socketOptions,
+  tcpCounters,
+  tcpCountersSync,
+} from '../src/kernel.js';
 
 const missing = await kernelToolsAvailable();
 if (missing !== null) console.warn(`kernel tests skipped: ${missing}`);
@@ -250,6 +258,84 @@ describe.skipIf(missing !== null)('kernel: socket options (pidfd_getfd + getsock
     await expect(socketOptions({ pid: 2 ** 22 + 1, localPort, remotePort })).rejects.toThrow(
       /does not exist/,
     );
+  });
+});
+
+describe.skipIf(missing !== null)('kernel: TCP counters (ss -tin)', () => {
+  /** Writes `pieces` on `socket`, each its own write(2) unless corked, and waits until the peer has them all. */
+  async function send(socket: net.Socket, peer: net.Socket, pieces: string[], cork: boolean): Promise<void> {
+    const total = pieces.reduce((sum, piece) => sum + piece.length, 0);
+    let got = 0;
+    const received = new Promise<void>((resolve) => {
+      const onData = (chunk: Buffer) => {
+        got += chunk.length;
+        if (got < total) return;
+        peer.off('data', onData);
+        resolve();
+      };
+      peer.on('data', onData);
+    });
+    if (cork) socket.cork();
+    for (const piece of pieces) socket.write(piece);
+    if (cork) socket.uncork();
+    await received;
+  }
+
+  it('counts the bytes handed to a socket and the data segments that carried them', {
+    timeout: TIMEOUT,
+  }, async () => {
+    const { server, port } = await listen(7);
+    const { client, serverSide } = await connect(server, port);
+    serverSide.setNoDelay(true);
+    const pieces = Array.from({ length: 16 }, (_, i) => `line ${i}\n`);
+    const bytes = pieces.join('').length;
+
+    const before = await tcpCounters(ends(serverSide));
+    expect(before.state).toBe('ESTAB');
+    // Written one by one, with TCP_NODELAY, on loopback: one segment each.
+    for (const piece of pieces) await send(serverSide, client, [piece], false);
+    const apart = await tcpCounters(ends(serverSide));
+    expect(apart.dataSegsOut - before.dataSegsOut).toBe(16);
+    expect(kernelTaken(apart) - kernelTaken(before)).toBe(bytes);
+    // Corked into one write: one segment.
+    await send(serverSide, client, pieces, true);
+    const together = tcpCountersSync(ends(serverSide));
+    expect(together.dataSegsOut - apart.dataSegsOut).toBe(1);
+    expect(kernelTaken(together) - kernelTaken(apart)).toBe(bytes);
+    // The other end counts what it received; what it has not read stays in its Recv-Q.
+    const clientSide = await tcpCounters(ends(client));
+    expect(clientSide.bytesReceived).toBe(2 * bytes);
+    expect(clientSide.recvQ).toBe(0);
+  });
+
+  it('counts what a peer that reads nothing leaves in the kernel', { timeout: TIMEOUT }, async () => {
+    const { server, port } = await listen(7);
+    const { client, serverSide } = await connect(server, port);
+    client.pause();
+    // More than loopback's buffers hold: the kernel takes what it can, Node keeps the rest.
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const written = 256 * chunk.length;
+    for (let i = 0; i < 256; i++) serverSide.write(chunk);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const counters = await tcpCounters(ends(serverSide));
+    // Every byte is in the kernel (acknowledged or queued) or in Node's buffer, which counts a
+    // chunk the kernel took part of as a whole.
+    const accounted = kernelTaken(counters) + serverSide.writableLength;
+    expect(accounted).toBeGreaterThanOrEqual(written);
+    expect(accounted).toBeLessThan(written + chunk.length);
+    expect(kernelTaken(counters)).toBeLessThan(written);
+    expect(counters.sendQ).toBeGreaterThan(0);
+    const peer = await tcpCounters(ends(client));
+    expect(peer.recvQ).toBeGreaterThan(0);
+  });
+
+  it('throws when no such socket exists', { timeout: TIMEOUT }, async () => {
+    const { server, port } = await listen(1);
+    const { serverSide } = await connect(server, port);
+    const { localPort, remotePort } = ends(serverSide);
+    const otherPort = remotePort === 65535 ? 65534 : remotePort + 1;
+    await expect(tcpCounters({ localPort, remotePort: otherPort })).rejects.toThrow(/shows 0 sockets/);
+    expect(() => tcpCountersSync({ localPort, remotePort: otherPort })).toThrow(/shows 0 sockets/);
   });
 });
 
