@@ -1,5 +1,5 @@
 import type { Backend, Connection, Deviation, Listener, ListenSpec, SocketAddress } from '@comm/core';
-import { PullQueue } from '@comm/core';
+import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core';
 import { connect, listen, type Socket, type SocketHandler, type TCPSocketListener } from 'bun';
 import { libc, setListenBacklog } from './libc.js';
 
@@ -11,21 +11,14 @@ function addressOf(
   return { address: address ?? '', port: port ?? 0, family: family === 'IPv6' ? 6 : 4 };
 }
 
-/** Chunks a connection may queue before its socket is paused: pausing per chunk costs a syscall each time. */
-const READ_AHEAD_CHUNKS = 16;
-
 /** What listen(2) is given for a null backlog: the kernel caps it at its maximum, net.core.somaxconn. */
 const SYSTEM_BACKLOG = 0x7fffffff;
 
-/** One write waiting for the kernel to take the rest of its bytes. */
+/** The write waiting for the kernel to take the rest of its bytes (core writes one at a time). */
 interface PendingWrite {
   rest: Uint8Array;
   resolve: () => void;
   reject: (error: Error) => void;
-}
-
-function closedError(what: string): Error {
-  return Object.assign(new Error(`${what}: the connection is closed (EPIPE)`), { code: 'EPIPE' });
 }
 
 /**
@@ -37,15 +30,14 @@ class BunConnection implements Connection {
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly #socket: Socket<BunConnection>;
-  readonly #incoming: PullQueue<Uint8Array>;
-  #paused = false;
+  readonly #incoming: ReadAhead;
   /** The socket is closed (by us or by the peer): nothing more can be written or read. */
   #closed = false;
   /** We sent FIN (shutdown(SHUT_WR)). */
   #shut = false;
   #error: Error | null = null;
-  readonly #writes: PendingWrite[] = [];
-  /** `end()` calls waiting for the queued writes to reach the kernel. */
+  #write: PendingWrite | null = null;
+  /** `end()` calls waiting for the pending write to reach the kernel. */
   #ending: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
   constructor(socket: Socket<BunConnection>) {
@@ -55,27 +47,22 @@ class BunConnection implements Connection {
     this.remote = addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
     // uSockets gives accepted sockets a 120 s idle timeout; timeouts are the stream's business (R16).
     socket.timeout(0);
-    this.#incoming = new PullQueue({ highWater: READ_AHEAD_CHUNKS, onLow: () => this.#resume() });
     // Nothing is read until someone asks: a connection waiting in the server's queue (R2) reads nothing.
-    this.#pause();
-  }
-
-  #pause(): void {
-    if (this.#paused || this.#closed) return;
-    this.#paused = true;
-    this.#socket.pause();
-  }
-
-  #resume(): void {
-    if (!this.#paused || this.#closed) return;
-    this.#paused = false;
-    this.#socket.resume();
+    socket.pause();
+    this.#incoming = new ReadAhead({
+      pause: () => {
+        if (!this.#closed) socket.pause();
+      },
+      resume: () => {
+        if (!this.#closed) socket.resume();
+      },
+    });
   }
 
   // ---- Bun's events ----
 
   onData(bytes: Uint8Array): void {
-    if (!this.#incoming.push(bytes)) this.#pause();
+    this.#incoming.push(bytes);
   }
 
   /** The peer's FIN: input ends, output goes on (allowHalfOpen). */
@@ -84,14 +71,24 @@ class BunConnection implements Connection {
   }
 
   onDrain(): void {
-    this.#flush();
+    const pending = this.#write;
+    if (pending === null) return;
+    try {
+      if (!this.#writeRest(pending)) return;
+    } catch (error) {
+      this.#failWrites(error as Error);
+      return;
+    }
+    this.#write = null;
+    pending.resolve();
+    if (this.#ending.length > 0) this.#shutdown();
   }
 
   onClose(error: Error | undefined): void {
     if (error) this.#error ??= error;
     this.#closed = true;
     this.#incoming.end();
-    this.#failWrites(this.#error ?? closedError('the connection closed before the write completed'));
+    this.#failWrites(this.#error ?? connectionClosed('the connection closed before the write completed'));
   }
 
   onError(error: Error): void {
@@ -101,30 +98,19 @@ class BunConnection implements Connection {
 
   // ---- output ----
 
-  /** Writes queued bytes while the kernel takes them; true once the queue is empty. */
-  #flush(): boolean {
-    for (;;) {
-      const head = this.#writes[0];
-      if (!head) break;
-      const wrote = this.#closed ? -1 : this.#socket.write(head.rest);
-      if (wrote < 0) {
-        this.#failWrites(this.#error ?? closedError('write'));
-        return false;
-      }
-      if (wrote < head.rest.length) {
-        // The kernel's buffer is full: Bun calls `drain` when it has room again.
-        head.rest = head.rest.subarray(wrote);
-        return false;
-      }
-      this.#writes.shift();
-      head.resolve();
-    }
-    if (this.#ending.length > 0) this.#shutdown();
-    return true;
+  /** Writes what the kernel takes of `pending`; true once it has all of it. Throws if the socket is closed. */
+  #writeRest(pending: PendingWrite): boolean {
+    const wrote = this.#closed ? -1 : this.#socket.write(pending.rest);
+    if (wrote < 0) throw this.#error ?? connectionClosed();
+    // The kernel's buffer is full: Bun calls `drain` when it has room again.
+    pending.rest = pending.rest.subarray(wrote);
+    return pending.rest.length === 0;
   }
 
   #failWrites(error: Error): void {
-    for (const write of this.#writes.splice(0)) write.reject(error);
+    const pending = this.#write;
+    this.#write = null;
+    pending?.reject(error);
     for (const end of this.#ending.splice(0)) end.reject(error);
   }
 
@@ -137,15 +123,21 @@ class BunConnection implements Connection {
   }
 
   read(): Promise<Uint8Array | null> {
-    return this.#incoming.pull();
+    return this.#incoming.read();
   }
 
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#closed || this.#shut) return Promise.reject(this.#error ?? closedError('write'));
-    if (chunk.length === 0) return Promise.resolve();
+  write(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.#closed || this.#shut) return Promise.reject(this.#error ?? connectionClosed());
+    const pending: PendingWrite = { rest: chunk, resolve: () => {}, reject: () => {} };
+    try {
+      if (this.#writeRest(pending)) return undefined;
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
-      this.#writes.push({ rest: chunk, resolve, reject });
-      if (this.#writes.length === 1) this.#flush();
+      pending.resolve = resolve;
+      pending.reject = reject;
+      this.#write = pending;
     });
   }
 
@@ -154,7 +146,7 @@ class BunConnection implements Connection {
     return new Promise((resolve, reject) => {
       this.#ending.push({ resolve, reject });
       // FIN goes after every byte written so far: at once if the kernel has them all, else on `drain`.
-      if (this.#writes.length === 0) this.#shutdown();
+      if (this.#write === null) this.#shutdown();
     });
   }
 
@@ -164,8 +156,10 @@ class BunConnection implements Connection {
       // close(2); the `close` handler may run inside this call, and finds the connection closed.
       this.#socket.close();
     }
-    this.#incoming.end();
-    this.#failWrites(this.#error ?? closedError('the connection was destroyed before the write completed'));
+    this.#incoming.destroy();
+    this.#failWrites(
+      this.#error ?? connectionClosed('the connection was destroyed before the write completed'),
+    );
   }
 
   setNoDelay(on: boolean): void {
@@ -195,10 +189,10 @@ function handlers(open: (socket: Socket<BunConnection>) => void): SocketHandler<
 class BunListener implements Listener {
   readonly local: SocketAddress;
   readonly #server: TCPSocketListener;
-  readonly #accepted: PullQueue<Connection>;
+  readonly #accepted: AcceptQueue;
   #open = true;
 
-  constructor(server: TCPSocketListener, accepted: PullQueue<Connection>) {
+  constructor(server: TCPSocketListener, accepted: AcceptQueue) {
     this.#server = server;
     this.#accepted = accepted;
     const bound: { family?: 'IPv4' | 'IPv6'; address?: string; port?: number } = {};
@@ -207,11 +201,11 @@ class BunListener implements Listener {
   }
 
   accept(): Promise<Connection | null> {
-    return this.#accepted.pull();
+    return this.#accepted.accept();
   }
 
   close(): Promise<void> {
-    for (const waiting of this.#accepted.clear()) waiting.destroy();
+    this.#accepted.close();
     if (this.#open) {
       this.#open = false;
       // false: connections already accepted stay open (R15); the listening socket is closed at once.
@@ -241,7 +235,7 @@ export const bunBackend: Backend = {
 
   listen(spec: ListenSpec): Promise<Listener> {
     // Bun accepts eagerly; the queue keeps connections in the kernel's order until core asks (R2).
-    const accepted = new PullQueue<Connection>({ highWater: Number.POSITIVE_INFINITY });
+    const accepted = new AcceptQueue();
     let server: TCPSocketListener;
     try {
       server = listen<BunConnection>({
@@ -253,11 +247,7 @@ export const bunBackend: Backend = {
         ipv6Only: spec.family === 6 && spec.ipv6Only,
         // A client's FIN ends its input only; the handler may still reply (half-close).
         allowHalfOpen: true,
-        socket: handlers((socket) => {
-          const connection = new BunConnection(socket);
-          if (accepted.ended) connection.destroy();
-          else accepted.push(connection);
-        }),
+        socket: handlers((socket) => accepted.push(new BunConnection(socket))),
       });
     } catch (error) {
       return Promise.reject(error);

@@ -3,8 +3,8 @@
  * few pull-style calls; everything the contract promises above them (options, resolution, the
  * sequential accept loop, reopening after accept failures, streams, timeouts) lives in core.
  *
- * Runtimes that push connections or data at you (node:net, Bun, uWS) can feed them through
- * `PullQueue` from core, which gives the pull semantics below with backpressure.
+ * Runtimes that push connections or data at you (node:net, Bun, uWS) feed them through core's
+ * `AcceptQueue` and `ReadAhead`, which give the pull semantics below with backpressure.
  */
 
 /** An address as the runtime reports it: an IP literal (IPv6 without brackets) and a port. */
@@ -53,11 +53,13 @@ export interface Connection {
    */
   read(): Promise<Uint8Array | null>;
   /**
-   * Sends every byte of `chunk` (the backend keeps what a partial write left over). Resolves once
-   * the runtime can take more, so awaiting each write paces the sender to the peer. Rejects if the
-   * connection fails or was closed. The caller does not reuse `chunk` afterwards.
+   * Hands every byte of `chunk` to the runtime (the backend keeps what a partial write left over).
+   * Returns `undefined` when the kernel took all of it at once; otherwise a promise that resolves
+   * once it has, so that awaiting it paces the writer to the peer. Rejects if the connection
+   * failed or was closed (`connectionClosed()` from core: code `EPIPE`). Core writes
+   * again only after the previous write settled, and does not reuse `chunk` afterwards.
    */
-  write(chunk: Uint8Array): Promise<void>;
+  write(chunk: Uint8Array): Promise<void> | undefined;
   /** Half-close: sends FIN after what was written; reading goes on. */
   end(): Promise<void>;
   /** Closes both directions at once; a pending `read()` gives `null`, a pending `write()` rejects. */

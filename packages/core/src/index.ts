@@ -21,6 +21,7 @@ export type {
 } from './options.js';
 export { formatS } from './options.js';
 export { LightweightProcess, type ProcessState, processRunFunction } from './process.js';
+export { AcceptQueue, connectionClosed, type PausableSource, ReadAhead } from './push.js';
 export { PullQueue } from './queue.js';
 export {
   acceptFailurePolicy,

@@ -30,7 +30,7 @@ export class SocketHandle implements Connection {
     return this.#connection.read();
   }
 
-  write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array): Promise<void> | undefined {
     return this.#connection.write(chunk);
   }
 

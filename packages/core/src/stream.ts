@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers';
 import type { Connection } from './backend.js';
 import { checkKnown, describe } from './options.js';
 import { type AddressAndPort, getSocketAddress, getSocketPeerAddress } from './sockets.js';
@@ -18,16 +19,24 @@ export interface SocketStreamOptions {
   lineLimit?: number;
 }
 
-/** A write beyond this many buffered bytes waits for the peer: the sender's memory stays bounded. */
+/**
+ * R16a: the bytes a stream holds that the kernel has not taken (buffered, plus the write in
+ * flight) stay under this; a write that takes them past it waits until the peer has taken enough.
+ */
 const OUTPUT_BUFFER = 64 * 1024;
 const DEFAULT_LINE_LIMIT = 1024 * 1024;
 /** How long `close()` keeps draining a peer that still sends, before it resets the connection. */
 const LINGER_S = 2;
 const NEWLINE = 0x0a;
+const RETURN = 0x0d;
 const TIMED_OUT = Symbol('timed out');
+const EMPTY = new Uint8Array(0);
+/** The promise of a write that took no waiting: one shared object, so the hot path allocates none. */
+const RESOLVED: Promise<void> = Promise.resolve();
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8');
+// R16c: a byte-order mark is a character like any other; malformed bytes become U+FFFD.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 const knownOptions = new Set([
   'socket',
@@ -71,6 +80,14 @@ function utf8Length(lead: number): number {
   return 1; // a stray continuation byte decodes as U+FFFD on its own
 }
 
+/** Set by `SocketStream`'s static block: flushes a stream whose `forceOutput` is due. */
+let flushQueued: (stream: SocketStream) => void;
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
 /** `comm:socket-stream`: a buffered, bivalent (text and bytes) stream over a socket handle. */
 export class SocketStream {
   readonly socket: Connection;
@@ -80,14 +97,24 @@ export class SocketStream {
   readonly writeTimeout: number | null;
   readonly lineLimit: number;
 
-  #in: Uint8Array = new Uint8Array(0);
+  // Input: `#in[#inStart..]` is unread; `#scanned` bytes of it are known to hold no newline.
+  #in: Uint8Array = EMPTY;
   #inStart = 0;
+  #scanned = 0;
   #eof = false;
   #pendingRead: Promise<Uint8Array | null> | null = null;
 
-  #out: Uint8Array[] = [];
-  #outSize = 0;
-  #sending: Promise<void> = Promise.resolve();
+  // Output: encoded chunks, then text not yet encoded (encoded once per flush, not once per line).
+  #chunks: Uint8Array[] = [];
+  #chunkBytes = 0;
+  #text = '';
+  /** Bytes of the write handed to the socket that it has not taken yet. */
+  #inFlight = 0;
+  /** `forceOutput` was called: send what is buffered at the end of this turn, or when the write in flight ends. */
+  #forced = false;
+  #flushQueued = false;
+  #roomWaiters: Waiter[] = [];
+  #sentWaiters: Waiter[] = [];
   #writeError: Error | null = null;
   #closed = false;
 
@@ -140,6 +167,9 @@ export class SocketStream {
   /** Reads more bytes into the buffer; false at end of file or after `readTimeout` seconds of silence. */
   async #fill(): Promise<boolean> {
     if (this.#eof || this.#closed) return false;
+    // Everything read so far is dealt with: what the handler forced goes out now, in one write,
+    // rather than at the end of the turn (flush consolidation at no cost in latency).
+    if (this.#forced) this.#flush();
     this.#pendingRead ??= this.socket.read();
     // A timed-out read stays pending and serves the next call: the seam allows one read at a time.
     const chunk = await withTimeout(this.#pendingRead, this.readTimeout);
@@ -149,12 +179,13 @@ export class SocketStream {
       this.#eof = true;
       return false;
     }
-    if (this.#buffered === 0) {
+    const buffered = this.#buffered;
+    if (buffered === 0) {
       this.#in = chunk;
     } else {
-      const joined = new Uint8Array(this.#buffered + chunk.length);
+      const joined = new Uint8Array(buffered + chunk.length);
       joined.set(this.#in.subarray(this.#inStart));
-      joined.set(chunk, this.#buffered);
+      joined.set(chunk, buffered);
       this.#in = joined;
     }
     this.#inStart = 0;
@@ -164,35 +195,63 @@ export class SocketStream {
   #take(count: number): Uint8Array {
     const bytes = this.#in.subarray(this.#inStart, this.#inStart + count);
     this.#inStart += count;
+    this.#scanned = 0;
+    if (this.#inStart === this.#in.length) this.#dropInput();
     return bytes;
   }
 
+  /** Forgets the consumed buffer, so that an idle connection holds no chunk it has already read. */
+  #dropInput(): void {
+    this.#in = EMPTY;
+    this.#inStart = 0;
+    this.#scanned = 0;
+  }
+
+  /** A whole line from the buffer, without its newline (nor a `\r` before it); undefined if none is buffered yet. */
+  #bufferedLine(): string | undefined {
+    const start = this.#inStart;
+    const newline = this.#in.indexOf(NEWLINE, start + this.#scanned);
+    if (newline < 0) {
+      this.#scanned = this.#buffered;
+      if (this.#scanned > this.lineLimit) throw this.#lineTooLong();
+      return undefined;
+    }
+    if (newline - start > this.lineLimit) throw this.#lineTooLong();
+    const end = newline > start && this.#in[newline - 1] === RETURN ? newline - 1 : newline;
+    const line = end === start ? '' : decoder.decode(this.#in.subarray(start, end));
+    this.#inStart = newline + 1;
+    this.#scanned = 0;
+    if (this.#inStart === this.#in.length) this.#dropInput();
+    return line;
+  }
+
   /** The next line without its newline (nor a `\r` before it); at end of file the unterminated rest, or null. */
-  async readLine(): Promise<string | null> {
-    this.#checkInput();
-    let scanned = 0;
+  readLine(): Promise<string | null> {
+    try {
+      this.#checkInput();
+      const line = this.#bufferedLine();
+      // A line already buffered costs no read and no extra promise.
+      if (line !== undefined) return Promise.resolve(line);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#readLineWaiting();
+  }
+
+  async #readLineWaiting(): Promise<string | null> {
     for (;;) {
-      const newline = this.#in.subarray(this.#inStart + scanned).indexOf(NEWLINE);
-      if (newline >= 0) {
-        const end = scanned + newline;
-        if (end > this.lineLimit) throw this.#lineTooLong();
-        const bytes = this.#take(end + 1);
-        const line = decoder.decode(bytes.subarray(0, end));
-        return line.endsWith('\r') ? line.slice(0, -1) : line;
-      }
-      scanned = this.#buffered;
-      if (scanned > this.lineLimit) throw this.#lineTooLong();
       if (!(await this.#fill())) {
         if (this.#buffered === 0) return null;
         return decoder.decode(this.#take(this.#buffered));
       }
+      const line = this.#bufferedLine();
+      if (line !== undefined) return line;
     }
   }
 
   #lineTooLong(): RangeError {
     // What was read of the line is dropped: keeping it is exactly the unbounded memory the limit prevents.
-    this.#in = new Uint8Array(0);
-    this.#inStart = 0;
+    this.#dropInput();
     return new RangeError(`SocketStream: line longer than the line limit of ${this.lineLimit} bytes`);
   }
 
@@ -234,27 +293,59 @@ export class SocketStream {
 
   // ---- output ----
 
-  #checkOutput(): void {
+  #checkOutput(): Error | null {
     if (this.direction === 'input')
-      throw new Error('SocketStream: this stream has direction input and cannot be written');
-    if (this.#closed) throw new Error('SocketStream: the stream is closed');
+      return new Error('SocketStream: this stream has direction input and cannot be written');
+    if (this.#closed) return new Error('SocketStream: the stream is closed');
+    return this.#writeError;
   }
 
-  /** Buffers bytes; past the buffer size it sends them and waits until the peer has taken them. */
-  async #put(bytes: Uint8Array): Promise<void> {
-    this.#checkOutput();
-    if (this.#writeError) throw this.#writeError;
-    this.#out.push(bytes);
-    this.#outSize += bytes.length;
-    if (this.#outSize >= OUTPUT_BUFFER) await this.finishOutput();
+  #putText(text: string): Promise<void> {
+    const refused = this.#checkOutput();
+    if (refused) return Promise.reject(refused);
+    this.#text += text;
+    return this.#room();
+  }
+
+  #putBytes(bytes: Uint8Array): Promise<void> {
+    const refused = this.#checkOutput();
+    if (refused) return Promise.reject(refused);
+    this.#encodeText();
+    this.#chunks.push(bytes);
+    this.#chunkBytes += bytes.length;
+    return this.#room();
+  }
+
+  /** Moves the pending text into the chunks, as UTF-8. */
+  #encodeText(): void {
+    if (this.#text === '') return;
+    const bytes = encoder.encode(this.#text);
+    this.#text = '';
+    this.#chunks.push(bytes);
+    this.#chunkBytes += bytes.length;
+  }
+
+  /**
+   * R16a: resolves at once while what the stream holds is under the output buffer; past it, sends
+   * what is buffered (forced or not) and resolves once the peer has taken enough.
+   */
+  #room(): Promise<void> {
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: below this, the exact count is not needed.
+    if (this.#chunkBytes + this.#inFlight + 3 * this.#text.length < OUTPUT_BUFFER) return RESOLVED;
+    this.#encodeText();
+    if (this.#chunkBytes + this.#inFlight < OUTPUT_BUFFER) return RESOLVED;
+    this.#flush();
+    if (this.#writeError) return Promise.reject(this.#writeError);
+    if (this.#chunkBytes + this.#inFlight < OUTPUT_BUFFER) return RESOLVED;
+    return new Promise((resolve, reject) => this.#roomWaiters.push({ resolve, reject }));
   }
 
   writeString(text: string): Promise<void> {
-    return this.#put(encoder.encode(text));
+    return this.#putText(text);
   }
 
   writeLine(text: string): Promise<void> {
-    return this.#put(encoder.encode(`${text}\n`));
+    return this.#putText(`${text}\n`);
   }
 
   writeChar(char: string): Promise<void> {
@@ -262,7 +353,7 @@ export class SocketStream {
       return Promise.reject(
         new TypeError(`SocketStream: writeChar takes one character, not ${describe(char)}`),
       );
-    return this.#put(encoder.encode(char));
+    return this.#putText(char);
   }
 
   writeByte(byte: number): Promise<void> {
@@ -270,27 +361,47 @@ export class SocketStream {
       return Promise.reject(
         new TypeError(`SocketStream: writeByte takes an integer 0-255, not ${describe(byte)}`),
       );
-    return this.#put(Uint8Array.of(byte));
+    return this.#putBytes(Uint8Array.of(byte));
   }
 
   writeSequence(bytes: Uint8Array | readonly number[], start = 0, end = bytes.length): Promise<void> {
     const copy =
       bytes instanceof Uint8Array ? bytes.slice(start, end) : Uint8Array.from(bytes.slice(start, end));
-    return this.#put(copy);
+    return this.#putBytes(copy);
   }
 
-  /** Starts sending what is buffered, without waiting. */
+  /**
+   * Starts sending what is buffered, without waiting: no later than the end of this turn of the
+   * event loop, so that what is written and forced within one turn leaves in one write (R16b).
+   */
   forceOutput(): void {
-    if (this.#outSize === 0) return;
-    const chunks = this.#out;
-    const size = this.#outSize;
-    this.#out = [];
-    this.#outSize = 0;
-    this.#sending = this.#sending.then(() => this.#send(chunks, size));
+    if (this.#forced) return;
+    this.#forced = true;
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      flushAtEndOfTurn(this);
+    }
   }
 
-  async #send(chunks: Uint8Array[], size: number): Promise<void> {
-    if (this.#writeError) return;
+  static {
+    // The end of the turn in which `forceOutput` was called; kept off the public surface.
+    flushQueued = (stream) => {
+      stream.#flushQueued = false;
+      if (stream.#forced) stream.#flush();
+    };
+  }
+
+  /** Hands everything buffered to the socket in one write, unless a write is in flight (it is sent when that ends). */
+  #flush(): void {
+    if (this.#inFlight > 0 || this.#writeError) return;
+    this.#forced = false;
+    this.#encodeText();
+    const chunks = this.#chunks;
+    const size = this.#chunkBytes;
+    if (size === 0) {
+      this.#settle(this.#sentWaiters, null);
+      return;
+    }
     let data: Uint8Array;
     if (chunks.length === 1) data = chunks[0] as Uint8Array;
     else {
@@ -301,30 +412,84 @@ export class SocketStream {
         at += chunk.length;
       }
     }
+    this.#chunks = [];
+    this.#chunkBytes = 0;
+    this.#inFlight = size;
+    let pending: Promise<void> | undefined;
     try {
-      const result = await withTimeout(this.socket.write(data), this.writeTimeout);
-      if (result === TIMED_OUT) {
-        this.#writeError = new Error(
-          `SocketStream: write timed out: the peer took nothing for ${this.writeTimeout} s`,
-        );
-        this.socket.destroy();
-      }
+      pending = this.socket.write(data);
     } catch (error) {
-      this.#writeError = error instanceof Error ? error : new Error(String(error));
+      this.#failOutput(error);
+      return;
+    }
+    if (pending === undefined) this.#written();
+    else this.#await(pending);
+  }
+
+  /** A write the kernel did not take at once: wait for it, for `writeTimeout` seconds at most. */
+  #await(pending: Promise<void>): void {
+    const seconds = this.writeTimeout;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (seconds !== null)
+      timer = setTimeout(() => {
+        this.#failOutput(new Error(`SocketStream: write timed out: the peer took nothing for ${seconds} s`));
+        this.socket.destroy();
+      }, seconds * 1000);
+    pending.then(
+      () => {
+        clearTimeout(timer);
+        if (!this.#writeError) this.#written();
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        this.#failOutput(error);
+      },
+    );
+  }
+
+  /** The write in flight was taken by the kernel. */
+  #written(): void {
+    this.#inFlight = 0;
+    // What was forced meanwhile, or what fills the buffer, goes out now in one write.
+    if (this.#forced || this.#chunkBytes + this.#text.length >= OUTPUT_BUFFER / 2) this.#flush();
+    if (this.#chunkBytes + this.#inFlight + 3 * this.#text.length < OUTPUT_BUFFER)
+      this.#settle(this.#roomWaiters, null);
+    if (this.#inFlight === 0 && this.#chunkBytes === 0 && this.#text === '')
+      this.#settle(this.#sentWaiters, null);
+  }
+
+  #failOutput(error: unknown): void {
+    if (this.#writeError) return;
+    this.#writeError = error instanceof Error ? error : new Error(String(error));
+    this.#inFlight = 0;
+    this.#settle(this.#roomWaiters, this.#writeError);
+    this.#settle(this.#sentWaiters, this.#writeError);
+  }
+
+  #settle(waiters: Waiter[], error: Error | null): void {
+    if (waiters.length === 0) return;
+    for (const waiter of waiters.splice(0)) {
+      if (error) waiter.reject(error);
+      else waiter.resolve();
     }
   }
 
   /** Sends what is buffered and resolves once the socket has taken all of it. */
-  async finishOutput(): Promise<void> {
-    this.forceOutput();
-    await this.#sending;
-    if (this.#writeError) throw this.#writeError;
+  finishOutput(): Promise<void> {
+    this.#flush();
+    if (this.#writeError) return Promise.reject(this.#writeError);
+    if (this.#inFlight === 0 && this.#chunkBytes === 0 && this.#text === '') return RESOLVED;
+    // A write is in flight: what was buffered since goes out when it ends.
+    this.#forced = true;
+    return new Promise((resolve, reject) => this.#sentWaiters.push({ resolve, reject }));
   }
 
   /** Drops buffered output that has not been handed to the socket yet. */
   clearOutput(): void {
-    this.#out = [];
-    this.#outSize = 0;
+    this.#chunks = [];
+    this.#chunkBytes = 0;
+    this.#text = '';
+    this.#settle(this.#roomWaiters, null);
   }
 
   /**
@@ -356,6 +521,7 @@ export class SocketStream {
    * closes too, for a few seconds at most, and only then is the socket destroyed.
    */
   async #linger(): Promise<void> {
+    this.#dropInput();
     const until = Date.now() + LINGER_S * 1000;
     try {
       for (;;) {
@@ -372,6 +538,23 @@ export class SocketStream {
       this.socket.destroy();
     }
   }
+}
+
+/**
+ * Streams whose `forceOutput` was called in this turn, flushed together once the turn's I/O
+ * callbacks have run (`setImmediate`): one timer for all of them, not one per stream.
+ */
+let dueStreams: SocketStream[] = [];
+
+function flushAtEndOfTurn(stream: SocketStream): void {
+  if (dueStreams.length === 0) setImmediate(flushDueStreams);
+  dueStreams.push(stream);
+}
+
+function flushDueStreams(): void {
+  const due = dueStreams;
+  dueStreams = [];
+  for (const stream of due) flushQueued(stream);
 }
 
 /** `[address, port]` of the stream's local end, `[null, null]` once closed. */

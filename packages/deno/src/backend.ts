@@ -7,6 +7,7 @@ import type {
   ListenSpec,
   SocketAddress,
 } from '@comm/core';
+import { connectionClosed } from '@comm/core';
 import { ffiUnavailable, listenRaw } from './ffi.js';
 import { connectFrom } from './node-socket.js';
 
@@ -27,8 +28,12 @@ function isClosedError(error: unknown): boolean {
  */
 const SYSTEM_BACKLOG = 0x7fffffff;
 
-/** The most one `read()` hands back; Deno reads no more than the buffer it is given. */
-const READ_SIZE = 64 * 1024;
+/**
+ * Deno reads no more than the buffer it is given, and a pending read holds its buffer: an idle
+ * connection should not hold 64 KiB. A read starts small and grows while reads fill it.
+ */
+const FIRST_READ = 2 * 1024;
+const MAX_READ = 64 * 1024;
 
 /** A `Deno.TcpConn` adapted to the seam: pull reads, complete and paced writes. */
 class DenoConnection implements Connection {
@@ -38,9 +43,9 @@ class DenoConnection implements Connection {
   #destroyed = false;
   #ended = false;
   #eof = false;
-  /** Writes (and the final `end`) run one after another, so partial writes of two calls never interleave. */
-  #writing: Promise<void> = Promise.resolve();
-  #scratch: Uint8Array | null = null;
+  #readSize = FIRST_READ;
+  /** The write in flight (core writes one at a time), which `end()` waits for. */
+  #writing: Promise<void> | null = null;
 
   constructor(conn: Deno.TcpConn) {
     this.#conn = conn;
@@ -51,29 +56,32 @@ class DenoConnection implements Connection {
   async read(): Promise<Uint8Array | null> {
     // Deno reads only while a read is pending: with none, the kernel's buffer fills and the peer slows down.
     while (!this.#destroyed && !this.#eof) {
-      this.#scratch ??= new Uint8Array(READ_SIZE);
+      const buffer = new Uint8Array(this.#readSize);
       let n: number | null;
       try {
-        n = await this.#conn.read(this.#scratch);
+        n = await this.#conn.read(buffer);
       } catch {
         // A reset, or destroy() while the read was pending: end of input either way.
         n = null;
       }
       if (n === null) {
         this.#eof = true;
-        this.#scratch = null;
         break;
       }
-      if (n > 0) return this.#scratch.slice(0, n);
+      if (n === buffer.length) this.#readSize = Math.min(MAX_READ, this.#readSize * 2);
+      else if (n < this.#readSize / 4) this.#readSize = Math.max(FIRST_READ, this.#readSize / 2);
+      if (n > 0) return n === buffer.length ? buffer : buffer.slice(0, n);
     }
     return null;
   }
 
   write(chunk: Uint8Array): Promise<void> {
-    if (this.#destroyed || this.#ended)
-      return Promise.reject(new Error('write on a closed connection (EPIPE)'));
-    const done = this.#writing.then(() => this.#writeAll(chunk));
-    this.#writing = done.catch(() => {});
+    if (this.#destroyed || this.#ended) return Promise.reject(connectionClosed());
+    const done = this.#writeAll(chunk);
+    this.#writing = done.then(
+      () => {},
+      () => {},
+    );
     return done;
   }
 
@@ -81,25 +89,24 @@ class DenoConnection implements Connection {
   async #writeAll(chunk: Uint8Array): Promise<void> {
     let at = 0;
     while (at < chunk.length) {
-      if (this.#destroyed) throw new Error('the connection was closed before the write completed');
+      if (this.#destroyed) throw connectionClosed('the connection was closed before the write completed');
       // Resolves once the kernel took the bytes: awaiting it paces the writer to the peer.
       const n = await this.#conn.write(at === 0 ? chunk : chunk.subarray(at));
-      if (n <= 0) throw new Error('the connection took no bytes (EPIPE)');
+      if (n <= 0) throw connectionClosed('the connection took no bytes');
       at += n;
     }
   }
 
-  end(): Promise<void> {
-    if (this.#destroyed || this.#ended) return Promise.resolve();
+  async end(): Promise<void> {
+    if (this.#destroyed || this.#ended) return;
     this.#ended = true;
-    return this.#writing.then(async () => {
-      if (this.#destroyed) return;
-      try {
-        await this.#conn.closeWrite();
-      } catch {
-        // The peer is gone already (ENOTCONN): nothing is left to finish.
-      }
-    });
+    await this.#writing;
+    if (this.#destroyed) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      // The peer is gone already (ENOTCONN): nothing is left to finish.
+    }
   }
 
   destroy(): void {

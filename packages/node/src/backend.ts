@@ -1,15 +1,18 @@
 import * as net from 'node:net';
 import type { Backend, Connection, ConnectSpec, Listener, ListenSpec, SocketAddress } from '@comm/core';
-import { PullQueue } from '@comm/core';
+import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core';
 
 // The family from the text, not from `socket.remoteFamily`, which not every node:net has (Deno's).
+// A connection reset while it waited in the queue has no address: that is an empty one, never a throw.
 function addressOf(address: string | undefined, port: number | undefined): SocketAddress {
   const text = address ?? '';
   return { address: text, port: port ?? 0, family: text.includes(':') ? 6 : 4 };
 }
 
-/** Chunks a connection may queue before its socket is paused: pausing per chunk costs a syscall each time. */
-const READ_AHEAD_CHUNKS = 16;
+interface PendingWrite {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
 
 /**
  * A connected `net.Socket` adapted to pull reads and paced writes. Exported for other backends
@@ -19,30 +22,24 @@ export class NodeConnection implements Connection {
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly #socket: net.Socket;
-  // Bounded read-ahead: past it the socket is paused, so a slow consumer slows the peer down.
-  readonly #incoming: PullQueue<Uint8Array>;
+  readonly #incoming: ReadAhead;
   #error: Error | null = null;
-  #drained: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  /** The write the kernel has not taken all of yet (core writes again only once it settled). */
+  #writing: PendingWrite | null = null;
 
   constructor(socket: net.Socket) {
     this.#socket = socket;
     this.local = addressOf(socket.localAddress, socket.localPort);
     this.remote = addressOf(socket.remoteAddress, socket.remotePort);
-    this.#incoming = new PullQueue({
-      highWater: READ_AHEAD_CHUNKS,
-      onLow: () => {
-        if (socket.isPaused()) socket.resume();
-      },
-    });
     socket.pause();
-    socket.on('data', (chunk: Buffer) => {
-      if (!this.#incoming.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length))) socket.pause();
-    });
+    this.#incoming = new ReadAhead(socket);
+    socket.on('data', (chunk: Buffer) =>
+      this.#incoming.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)),
+    );
     socket.on('end', () => this.#incoming.end());
-    socket.on('drain', () => this.#settleDrain(null));
     socket.on('close', () => {
       this.#incoming.end();
-      this.#settleDrain(this.#error ?? new Error('the connection closed before the write completed'));
+      this.#settleWrite(this.#error ?? connectionClosed('the connection closed before the write completed'));
     });
     socket.on('error', (error) => {
       // A reset or a failed write ends input; the pending write reports the error.
@@ -51,26 +48,31 @@ export class NodeConnection implements Connection {
     });
   }
 
-  #settleDrain(error: Error | null): void {
-    const waiter = this.#drained;
-    this.#drained = null;
+  #settleWrite(error: Error | null | undefined): void {
+    const waiter = this.#writing;
+    this.#writing = null;
     if (!waiter) return;
     if (error) waiter.reject(error);
     else waiter.resolve();
   }
 
   read(): Promise<Uint8Array | null> {
-    return this.#incoming.pull();
+    return this.#incoming.read();
   }
 
-  write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array): Promise<void> | undefined {
     const socket = this.#socket;
-    if (socket.destroyed || socket.writableEnded)
-      return Promise.reject(this.#error ?? new Error('write on a closed connection (EPIPE)'));
-    // write() false means Node buffered past its high-water mark: wait for 'drain' (backpressure).
-    if (socket.write(chunk)) return Promise.resolve();
+    if (socket.destroyed || socket.writableEnded) return Promise.reject(this.#error ?? connectionClosed());
+    // libuv writes at once what the kernel takes; the callback says when the rest has gone too. It
+    // also comes (a tick later) for a write taken at once: only the waiter of this write may hear it.
+    let waiter: PendingWrite | null = null;
+    socket.write(chunk, (error) => {
+      if (waiter !== null && waiter === this.#writing) this.#settleWrite(error);
+    });
+    if (socket.writableLength === 0) return undefined;
     return new Promise((resolve, reject) => {
-      this.#drained = { resolve, reject };
+      waiter = { resolve, reject };
+      this.#writing = waiter;
     });
   }
 
@@ -82,7 +84,7 @@ export class NodeConnection implements Connection {
 
   destroy(): void {
     this.#socket.destroy();
-    this.#incoming.end();
+    this.#incoming.destroy();
   }
 
   setNoDelay(on: boolean): void {
@@ -97,27 +99,23 @@ export class NodeConnection implements Connection {
 class NodeListener implements Listener {
   readonly local: SocketAddress;
   readonly #server: net.Server;
-  readonly #accepted: PullQueue<Connection>;
+  // libuv accepts eagerly; the queue keeps connections in order until core asks for them (R2).
+  readonly #accepted = new AcceptQueue();
 
   constructor(server: net.Server) {
     this.#server = server;
     const bound = server.address() as net.AddressInfo;
     this.local = addressOf(bound.address, bound.port);
-    // libuv accepts eagerly; the queue keeps connections in order until core asks for them (R2).
-    this.#accepted = new PullQueue({ highWater: Number.POSITIVE_INFINITY });
-    server.on('connection', (socket) => {
-      if (this.#accepted.ended) socket.destroy();
-      else this.#accepted.push(new NodeConnection(socket));
-    });
+    server.on('connection', (socket) => this.#accepted.push(new NodeConnection(socket)));
     server.on('error', (error) => this.#accepted.fail(error));
   }
 
   accept(): Promise<Connection | null> {
-    return this.#accepted.pull();
+    return this.#accepted.accept();
   }
 
   close(): Promise<void> {
-    for (const waiting of this.#accepted.clear()) waiting.destroy();
+    this.#accepted.close();
     // Node's 'close' event waits for every connection ever accepted to end; the port is free as soon as
     // close() returns, and connections handed on must not hold up `terminated` (R15).
     if (this.#server.listening) this.#server.close();

@@ -1,11 +1,9 @@
 import * as net from 'node:net';
 import type { Connection, ConnectSpec, SocketAddress } from '@comm/core';
-import { PullQueue } from '@comm/core';
+import { connectionClosed, ReadAhead } from '@comm/core';
 import WebSocket from 'ws';
 import { MAX_CLIENT_MESSAGE, parseAck, SUBPROTOCOL, WINDOW } from './protocol.js';
 
-/** Messages a client connection keeps before it pauses its socket (TCP backpressure on the server). */
-const READ_AHEAD_MESSAGES = 16;
 /** Bytes the `ws` library may buffer before a write waits for them to reach the kernel. */
 const HIGH_WATER = 256 * 1024;
 
@@ -24,7 +22,7 @@ export class WsConnection implements Connection {
   readonly remote: SocketAddress;
   readonly #ws: WebSocket;
   readonly #socket: net.Socket;
-  readonly #incoming: PullQueue<Uint8Array>;
+  readonly #incoming: ReadAhead;
   #sent = 0;
   #acked = 0;
   #finSent = false;
@@ -41,16 +39,12 @@ export class WsConnection implements Connection {
       family: family(socket.localFamily),
     };
     this.remote = remote;
-    this.#incoming = new PullQueue({
-      highWater: READ_AHEAD_MESSAGES,
-      onLow: () => {
-        if (ws.isPaused) ws.resume();
-      },
-    });
+    // Read-ahead pauses the socket while messages wait unread: TCP backpressure on the server.
+    ws.pause();
+    this.#incoming = new ReadAhead(ws);
     ws.on('message', (data: Buffer) => {
-      if (this.#incoming.ended) return;
       if (data.length === 0) this.#incoming.end();
-      else if (!this.#incoming.push(new Uint8Array(data.buffer, data.byteOffset, data.length))) ws.pause();
+      else this.#incoming.push(new Uint8Array(data.buffer, data.byteOffset, data.length));
     });
     ws.on('ping', (payload: Buffer) => {
       const ack = parseAck(payload);
@@ -82,13 +76,11 @@ export class WsConnection implements Connection {
 
   #check(): void {
     if (this.#destroyed || this.#finSent || this.#ws.readyState !== WebSocket.OPEN)
-      throw (
-        this.#error ?? Object.assign(new Error('write on a closed connection (EPIPE)'), { code: 'EPIPE' })
-      );
+      throw this.#error ?? connectionClosed();
   }
 
   read(): Promise<Uint8Array | null> {
-    return this.#incoming.pull();
+    return this.#incoming.read();
   }
 
   /** Sends `chunk` in messages of at most 64 KiB, within the server's window; paced by the socket. */
@@ -129,7 +121,7 @@ export class WsConnection implements Connection {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    this.#incoming.clear();
+    this.#incoming.destroy();
     this.#wake(Object.assign(new Error('the connection was destroyed'), { code: 'ECONNRESET' }));
     // A close frame after what is queued: what was written still reaches the server.
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(1000);

@@ -1,5 +1,5 @@
 import type { Connection, Listener, SocketAddress } from '@comm/core';
-import { PullQueue } from '@comm/core';
+import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core';
 import { addressText, isAnyAddress, KernelEnds, socketAddress } from './addresses.js';
 import { ACK_PREFIX, ACK_STEP, POLICY_VIOLATION, SUBPROTOCOL, WINDOW } from './protocol.js';
 import type { UwsApp, UwsListenSocket, UwsModule, UwsWebSocket } from './uws-types.js';
@@ -22,10 +22,6 @@ interface UserData {
 const kernel = new KernelEnds();
 const EMPTY = new Uint8Array(0);
 
-function closedError(): Error {
-  return Object.assign(new Error('write on a closed connection (EPIPE)'), { code: 'EPIPE' });
-}
-
 /** One WebSocket accepted by uWS, as the seam's connection: comm-stream's bytes, FIN and flow control. */
 export class UwsConnection implements Connection {
   readonly local: SocketAddress;
@@ -33,7 +29,7 @@ export class UwsConnection implements Connection {
   #ws: UwsWebSocket<UserData> | null;
   readonly #tuning: ServerTuning;
   // uWS cannot stop reading a WebSocket: the client's window (comm-stream's acks) bounds this queue.
-  readonly #incoming = new PullQueue<Uint8Array>({ highWater: Number.POSITIVE_INFINITY });
+  readonly #incoming = new ReadAhead({ pause: () => {}, resume: () => {} });
   #unread = 0;
   #consumed = 0;
   #acked = 0;
@@ -75,12 +71,12 @@ export class UwsConnection implements Connection {
   closed(): void {
     this.#ws = null;
     this.#incoming.end();
-    const error = this.#error ?? closedError();
+    const error = this.#error ?? connectionClosed();
     for (const waiter of this.#drained.splice(0)) waiter.reject(error);
   }
 
   async read(): Promise<Uint8Array | null> {
-    const chunk = await this.#incoming.pull();
+    const chunk = await this.#incoming.read();
     if (chunk === null) return null;
     this.#unread -= chunk.length;
     this.#consumed += chunk.length;
@@ -92,24 +88,39 @@ export class UwsConnection implements Connection {
   }
 
   /** Splits `chunk` into messages of at most `sendChunk` bytes; waits for uWS's drain while more than `highWater` bytes wait to be sent. */
-  async write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array): Promise<void> | undefined {
+    const { sendChunk, highWater } = this.#tuning;
+    try {
+      if (chunk.length > sendChunk || this.#live().getBufferedAmount() > highWater)
+        return this.#writeAll(chunk);
+      this.#send(chunk);
+      return this.#live().getBufferedAmount() > highWater ? this.#drain() : undefined;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async #writeAll(chunk: Uint8Array): Promise<void> {
     const { sendChunk, highWater } = this.#tuning;
     for (let at = 0; at < chunk.length; at += sendChunk) {
       if (this.#live().getBufferedAmount() > highWater) await this.#drain();
-      const ws = this.#live();
-      const piece = chunk.subarray(at, at + sendChunk);
-      let status = 1;
-      ws.cork(() => {
-        status = ws.send(piece, true, false);
-      });
-      // 2: dropped, past maxBackpressure. The backend keeps far below it, so this is a broken connection.
-      if (status === 2) {
-        this.#error = new Error('uWS dropped a message (backpressure limit)');
-        this.destroy();
-        throw this.#error;
-      }
+      this.#send(chunk.subarray(at, at + sendChunk));
     }
     if (this.#ws && this.#ws.getBufferedAmount() > highWater) await this.#drain();
+  }
+
+  #send(piece: Uint8Array): void {
+    const ws = this.#live();
+    let status = 1;
+    ws.cork(() => {
+      status = ws.send(piece, true, false);
+    });
+    // 2: dropped, past maxBackpressure. The backend keeps far below it, so this is a broken connection.
+    if (status === 2) {
+      this.#error = new Error('uWS dropped a message (backpressure limit)');
+      this.destroy();
+      throw this.#error;
+    }
   }
 
   #drain(): Promise<void> {
@@ -117,7 +128,7 @@ export class UwsConnection implements Connection {
   }
 
   #live(): UwsWebSocket<UserData> {
-    if (!this.#ws || this.#finSent) throw this.#error ?? closedError();
+    if (!this.#ws || this.#finSent) throw this.#error ?? connectionClosed();
     return this.#ws;
   }
 
@@ -130,7 +141,7 @@ export class UwsConnection implements Connection {
 
   destroy(): void {
     const ws = this.#ws;
-    this.#incoming.clear();
+    this.#incoming.destroy();
     // A close frame after what is buffered: what was written still reaches the peer, as TCP's FIN would.
     if (ws) ws.end(1000);
     this.closed();
@@ -148,14 +159,9 @@ export class UwsListener implements Listener {
   readonly local: SocketAddress;
   readonly #uws: UwsModule;
   #socket: UwsListenSocket | null;
-  readonly #accepted: PullQueue<UwsConnection>;
+  readonly #accepted: AcceptQueue;
 
-  constructor(
-    uws: UwsModule,
-    socket: UwsListenSocket,
-    local: SocketAddress,
-    accepted: PullQueue<UwsConnection>,
-  ) {
+  constructor(uws: UwsModule, socket: UwsListenSocket, local: SocketAddress, accepted: AcceptQueue) {
     this.#uws = uws;
     this.#socket = socket;
     this.local = local;
@@ -163,11 +169,11 @@ export class UwsListener implements Listener {
   }
 
   accept(): Promise<Connection | null> {
-    return this.#accepted.pull();
+    return this.#accepted.accept();
   }
 
   async close(): Promise<void> {
-    for (const waiting of this.#accepted.clear()) waiting.destroy();
+    this.#accepted.close();
     const socket = this.#socket;
     this.#socket = null;
     // Connections already accepted stay open: they belong to whoever took them (R15).
@@ -189,7 +195,7 @@ export function listenUws(
   request: ListenRequest,
   tuning: ServerTuning,
 ): Promise<UwsListener | null> {
-  const accepted = new PullQueue<UwsConnection>({ highWater: Number.POSITIVE_INFINITY });
+  const accepted = new AcceptQueue();
   let listenPort = 0;
   const app = uws.App();
   tuning.routes?.(app);
@@ -239,8 +245,7 @@ export function listenUws(
       const data = ws.getUserData();
       const connection = new UwsConnection(ws, data, tuning);
       data.connection = connection;
-      if (accepted.ended) connection.destroy();
-      else accepted.push(connection);
+      accepted.push(connection);
     },
     message: (ws, message) => ws.getUserData().connection?.received(message),
     drain: (ws) => ws.getUserData().connection?.drained(),
