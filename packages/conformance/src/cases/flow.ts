@@ -325,6 +325,10 @@ async function neverReadingPeer(t: CaseContext, flush: Flush): Promise<void> {
   const progress: Progress = { lines: 0, bytes: 0, done: false };
   const line = (i: number) => numberedLine(i, WRITER_LINE);
   let stop = false;
+  // However the case ends, the writer stops with it.
+  t.defer(() => {
+    stop = true;
+  });
   const { port, result } = await serve(t, async (h) => {
     const s = stream(t, h);
     assert.equal(await s.readLine(), 'go');
@@ -429,6 +433,9 @@ defineCase(
     // The client sends its lines 2048 at a time (64 KiB), each batch once the last is taken.
     let sent = 0;
     let stopSending = false;
+    t.defer(() => {
+      stopSending = true;
+    });
     const send = async (until: number) => {
       while (sent < until && !stopSending) {
         const count = Math.min(2048, until - sent);
@@ -497,6 +504,9 @@ defineCase(
     const initially = await tcpCounters(socket);
     let sent = 0;
     let stopSending = false;
+    t.defer(() => {
+      stopSending = true;
+    });
     const sending = (async () => {
       while (sent < MILLION && !stopSending) {
         const count = Math.min(2048, MILLION - sent);
