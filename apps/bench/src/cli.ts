@@ -152,6 +152,7 @@ function stat(r: LoadResult): Stat {
 
 function describe(s: Stat | { error: string }, unit: string): string {
   if ('error' in s) return `error: ${s.error}`;
+  if (s.perSecond === 0) return `none completed${s.errors ? `, ${s.errors} errors` : ''}`;
   const problems = s.errors || s.wrongReplies ? `, ${s.errors} errors, ${s.wrongReplies} wrong replies` : '';
   return `${Math.round(s.perSecond)} ${unit}, p50 ${(s.p50Us / 1000).toFixed(2)} ms, p99 ${(s.p99Us / 1000).toFixed(2)} ms${problems}`;
 }
@@ -294,6 +295,16 @@ async function idleCell(subject: Subject, options: Options, pinning: Pinning): P
   };
 }
 
+/** Sockets in TIME_WAIT on this machine (/proc/net/sockstat), or null. */
+function socketsInTimeWait(): number | null {
+  try {
+    const match = readFileSync('/proc/net/sockstat', 'utf8').match(/^TCP:.* tw (\d+)/m);
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The subject's declared deviations, from its backend package in its runtime. */
 async function deviationsOf(subject: Subject): Promise<Deviation[] | null> {
   const dev = await run(...deviationsCommand(subject), 30_000);
@@ -318,9 +329,11 @@ async function throughputCell(
     progress(
       `${subject.name} ${workload}: starting the talk server (${subject.runtime}) and the bare ${subject.backend} server`,
     );
+    const timeWait = socketsInTimeWait();
     comm = await startServer(`${subject.name} talk server`, talkCommand(subject), pinning);
     bare = await startServer(`${subject.name} bare server`, bareCommand(subject), pinning);
-    return await alternate(subject.name, { comm, bare }, subject.transport, workload, options, pinning);
+    const cell = await alternate(subject.name, { comm, bare }, subject.transport, workload, options, pinning);
+    return { ...cell, timeWaitAtStart: timeWait };
   } catch (error) {
     const message = (error as Error).message;
     progress(`${subject.name} ${workload}: ${message}`);
@@ -339,41 +352,39 @@ async function throughputCell(
   }
 }
 
+/** The reference server (C) on one workload: how fast the load generator can drive a server. */
 async function measureReference(
-  options: Options,
+  workload: ThroughputWorkload,
   transports: ('tcp' | 'ws')[],
+  options: Options,
   pinning: Pinning,
-): Promise<Report['loadgen']['reference']> {
-  const reference: Report['loadgen']['reference'] = {};
-  const workloads = options.workloads.filter((w): w is ThroughputWorkload => w !== 'idle');
-  if (workloads.length === 0) return reference;
-  progress('reference server (C, epoll): how fast the load generator can drive a server');
-  const server = await startServer(
-    'reference server',
-    [nativeBinary('refserver'), ['--backlog', '4096']],
-    pinning,
-  );
+): Promise<Partial<Record<'tcp' | 'ws', Side>>> {
+  const byTransport: Partial<Record<'tcp' | 'ws', Side>> = {};
+  progress(`reference ${workload}: the C server, how fast the load generator can drive a server`);
+  let server: Server | null = null;
   try {
-    for (const workload of workloads)
-      for (const transport of transports) {
-        await measureRound(server, transport, workload, options, pinning, options.warmup);
-        const side: Side = { rounds: [], median: null };
-        for (let round = 0; round < options.rounds; round++)
-          side.rounds.push(
-            await measureRound(server, transport, workload, options, pinning, options.seconds),
-          );
-        side.median = medianStat(side.rounds);
-        const byTransport = reference[workload] ?? {};
-        byTransport[transport] = side;
-        reference[workload] = byTransport;
-        progress(
-          `reference ${workload} (${transport}): ${side.median ? describe(side.median, workloadSpecs[workload].unit) : 'error'}`,
-        );
-      }
+    server = await startServer(
+      'reference server',
+      [nativeBinary('refserver'), ['--backlog', '4096']],
+      pinning,
+    );
+    for (const transport of transports) {
+      await measureRound(server, transport, workload, options, pinning, options.warmup);
+      const side: Side = { rounds: [], median: null };
+      for (let round = 0; round < options.rounds; round++)
+        side.rounds.push(await measureRound(server, transport, workload, options, pinning, options.seconds));
+      side.median = medianStat(side.rounds);
+      byTransport[transport] = side;
+      progress(
+        `reference ${workload} (${transport}): ${side.median ? describe(side.median, workloadSpecs[workload].unit) : 'error'}`,
+      );
+    }
+  } catch (error) {
+    progress(`reference ${workload}: ${(error as Error).message}`);
   } finally {
-    await server.child.stop();
+    await server?.child.stop();
   }
-  return reference;
+  return byTransport;
 }
 
 function proofs(report: Report): Proof[] {
@@ -493,7 +504,10 @@ async function main(): Promise<void> {
   // Workload by workload, every subject in turn. Idle comes first, while the machine has few
   // sockets: connect leaves thousands in TIME_WAIT for a minute.
   const order = [...options.workloads].sort((a, b) => (a === 'idle' ? -1 : b === 'idle' ? 1 : 0));
-  for (const workload of order)
+  const transports = [...new Set(subjects.map((s) => s.transport))];
+  for (const workload of order) {
+    if (workload !== 'idle')
+      report.loadgen.reference[workload] = await measureReference(workload, transports, options, pinning);
     for (const [i, subject] of subjects.entries()) {
       const result = report.subjects[i] as SubjectResult;
       result.cells.push(
@@ -502,12 +516,11 @@ async function main(): Promise<void> {
           : await throughputCell(subject, workload, options, pinning),
       );
     }
+  }
   for (const result of report.subjects)
     result.cells.sort(
       (a, b) => options.workloads.indexOf(a.workload) - options.workloads.indexOf(b.workload),
     );
-  const transports = [...new Set(subjects.map((s) => s.transport))];
-  report.loadgen.reference = await measureReference(options, transports, pinning);
   report.loadgen.proof = proofs(report);
   report.seconds = Math.round((Date.now() - started) / 100) / 10;
 

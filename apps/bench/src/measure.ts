@@ -167,7 +167,11 @@ export async function idle(
       throw new Error(`loadgen exited ${code}: ${child.errors().trim()}`);
     const result = JSON.parse(line) as LoadResult;
     if (before === null || after === null)
-      throw new Error(`cannot read the RSS of ${server.label} (pid ${server.child.pid})`);
+      throw new Error(
+        server.child.alive()
+          ? `cannot read the RSS of ${server.label} (pid ${server.child.pid})`
+          : `${server.label} exited while the idle connections were opened: ${server.child.errors().trim().slice(-400) || 'no message'}`,
+      );
     return {
       connections: n,
       established: result.established,

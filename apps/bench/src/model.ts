@@ -78,6 +78,8 @@ export interface ThroughputCell {
   bare: Side;
   ratio: { throughput: number | null; p99: number | null };
   targets: Target[];
+  /** Sockets in TIME_WAIT on the machine when the cell started (connect leaves them behind). */
+  timeWaitAtStart?: number | null;
 }
 
 export interface IdleSide {

@@ -67,7 +67,11 @@ function cellColumns(cell: Cell): string[] {
   }
   const unit = workloadSpecs[cell.workload].unit;
   const side = (s: typeof cell.comm) =>
-    s.median ? rate(s.median.perSecond, unit) : `error: ${(s.rounds[0] as { error?: string })?.error ?? '?'}`;
+    s.median
+      ? s.median.perSecond > 0
+        ? rate(s.median.perSecond, unit)
+        : `0 ${unit}: none completed`
+      : `error: ${(s.rounds.find((r) => 'error' in r) as { error?: string } | undefined)?.error ?? '?'}`;
   return [
     cell.workload,
     side(cell.comm),
