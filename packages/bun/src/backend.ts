@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { Backend, Connection, Deviation, Listener, ListenSpec, SocketAddress } from '@comm/core';
 import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core';
 import { connect, listen, type Socket, type SocketHandler, type TCPSocketListener } from 'bun';
@@ -139,6 +140,16 @@ class BunConnection implements Connection {
       pending.reject = reject;
       this.#write = pending;
     });
+  }
+
+  writeText(text: string): Promise<void> | undefined {
+    if (this.#closed || this.#shut) return Promise.reject(this.#error ?? connectionClosed());
+    // Bun encodes the text into its write itself; only a partial write needs the bytes here.
+    const wrote = this.#socket.write(text);
+    if (wrote < 0) return Promise.reject(this.#error ?? connectionClosed());
+    const size = Buffer.byteLength(text);
+    if (wrote === size) return undefined;
+    return this.write(new TextEncoder().encode(text).subarray(wrote));
   }
 
   end(): Promise<void> {

@@ -17,8 +17,8 @@ declare module 'bun' {
     readonly remoteAddress: string | undefined;
     readonly remotePort: number | undefined;
     readonly remoteFamily: AddressFamily | undefined;
-    /** Bytes the kernel took (possibly fewer than given, 0 when it took none), or -1 once closed or shut down. */
-    write(data: Uint8Array): number;
+    /** Bytes the kernel took (possibly fewer than given, 0 when it took none), or -1 once closed or shut down; text is written as UTF-8. */
+    write(data: Uint8Array | string): number;
     /** shutdown(2): SHUT_WR, or SHUT_RD with `true`. Unlike `end()`, never closes the socket. */
     shutdown(readSide?: boolean): void;
     /** close(2) at once; the `close` handler runs. */

@@ -60,6 +60,11 @@ export interface Connection {
    * again only after the previous write settled, and does not reuse `chunk` afterwards.
    */
   write(chunk: Uint8Array): Promise<void> | undefined;
+  /**
+   * Optional: `write` for text, which the runtime encodes as UTF-8 straight into its own write
+   * (one copy less than encoding it first). The same promise and the same rules as `write`.
+   */
+  writeText?(text: string): Promise<void> | undefined;
   /** Half-close: sends FIN after what was written; reading goes on. */
   end(): Promise<void>;
   /** Closes both directions at once; a pending `read()` gives `null`, a pending `write()` rejects. */

@@ -16,24 +16,30 @@ export interface PausableSource {
   resume(): void;
 }
 
-/** Chunks a connection may queue before its source is paused: pausing per chunk costs a syscall each time. */
-const READ_AHEAD_CHUNKS = 16;
+/**
+ * Bytes a connection may queue unread before its source is paused: enough that a busy reader
+ * never waits for the runtime, small enough that a reader that stops holds little (R16a).
+ */
+const READ_AHEAD_BYTES = 128 * 1024;
 
 /**
  * Bounded read-ahead for a connection whose runtime pushes data: `push` what arrives, `read` it
  * back in order. The source starts paused (a connection waiting in the accept queue reads nothing,
- * R2) and is resumed while a reader waits or the queue has room, paused again once it is full, so a
+ * R2), unless told it is flowing, and is resumed while a reader waits or the queue has room, paused again once it is full, so a
  * slow consumer slows the peer down.
  */
 export class ReadAhead {
   readonly #source: PausableSource;
   readonly #chunks: Uint8Array[] = [];
+  #queued = 0;
   #waiter: ((chunk: Uint8Array | null) => void) | null = null;
-  #paused = true;
+  #paused: boolean;
   #ended = false;
 
-  constructor(source: PausableSource) {
+  /** `flowing`: the source is delivering already (it is paused once the queue is full, not before). */
+  constructor(source: PausableSource, options: { flowing?: boolean } = {}) {
     this.#source = source;
+    this.#paused = !options.flowing;
   }
 
   /** The runtime's data. */
@@ -46,7 +52,8 @@ export class ReadAhead {
       return;
     }
     this.#chunks.push(chunk);
-    if (this.#chunks.length >= READ_AHEAD_CHUNKS) this.#pause();
+    this.#queued += chunk.length;
+    if (this.#queued >= READ_AHEAD_BYTES) this.#pause();
   }
 
   /** End of input (the peer's FIN, a reset, or the connection closed): queued chunks are still read. */
@@ -61,6 +68,7 @@ export class ReadAhead {
   /** The connection was destroyed: what is queued is dropped, and reads give null. */
   destroy(): void {
     this.#chunks.length = 0;
+    this.#queued = 0;
     this.end();
   }
 
@@ -72,7 +80,8 @@ export class ReadAhead {
   read(): Promise<Uint8Array | null> {
     const chunk = this.#chunks.shift();
     if (chunk !== undefined) {
-      if (this.#chunks.length < READ_AHEAD_CHUNKS / 2) this.#resume();
+      this.#queued -= chunk.length;
+      if (this.#queued < READ_AHEAD_BYTES / 2) this.#resume();
       return Promise.resolve(chunk);
     }
     if (this.#ended) return Promise.resolve(null);

@@ -8,9 +8,11 @@ import type { Connection, Listener, SocketAddress } from './backend.js';
 export class SocketHandle implements Connection {
   readonly #connection: Connection;
   #closed = false;
+  readonly writeText: ((text: string) => Promise<void> | undefined) | undefined;
 
   constructor(connection: Connection) {
     this.#connection = connection;
+    this.writeText = connection.writeText?.bind(connection);
   }
 
   get local(): SocketAddress {

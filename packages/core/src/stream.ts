@@ -71,16 +71,46 @@ function withTimeout<T>(promise: Promise<T>, seconds: number | null): Promise<T 
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** The number of bytes of the UTF-8 sequence that starts with `lead`. */
-function utf8Length(lead: number): number {
-  if (lead < 0x80) return 1;
-  if (lead >= 0xf0) return 4;
-  if (lead >= 0xe0) return 3;
-  if (lead >= 0xc0) return 2;
-  return 1; // a stray continuation byte decodes as U+FFFD on its own
+function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const data = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, at);
+    at += chunk.length;
+  }
+  return data;
 }
 
-/** Set by `SocketStream`'s static block: flushes a stream whose `forceOutput` is due. */
+/**
+ * The bytes as a string if every one of them is ASCII, else null. Valid UTF-8 other than ASCII
+ * decodes to fewer code units than bytes, and a malformed byte to U+FFFD: so one character per
+ * byte and no U+FFFD means ASCII (a U+FFFD search in a one-byte string costs V8 nothing).
+ */
+function asciiText(bytes: Uint8Array): string | null {
+  const text = decoder.decode(bytes);
+  return text.length === bytes.length && !text.includes('\ufffd') ? text : null;
+}
+
+/** The number of bytes of the UTF-8 sequence that starts with `lead`; 1 for a byte that starts none. */
+function utf8Length(lead: number): number {
+  if (lead < 0xc2 || lead > 0xf4) return 1;
+  if (lead >= 0xf0) return 4;
+  if (lead >= 0xe0) return 3;
+  return 2;
+}
+
+/** The bytes that may follow `lead` (no overlong forms, no surrogates, nothing past U+10FFFF). */
+function secondByteRange(lead: number): [number, number] {
+  if (lead === 0xe0) return [0xa0, 0xbf];
+  if (lead === 0xed) return [0x80, 0x9f];
+  if (lead === 0xf0) return [0x90, 0xbf];
+  if (lead === 0xf4) return [0x80, 0x8f];
+  return [0x80, 0xbf];
+}
+
+/** Set by `SocketStream`'s static block: flush a stream whose `forceOutput` is due. */
+let flushForced: (stream: SocketStream) => void;
 let flushQueued: (stream: SocketStream) => void;
 
 interface Waiter {
@@ -99,6 +129,12 @@ export class SocketStream {
 
   // Input: `#in[#inStart..]` is unread; `#scanned` bytes of it are known to hold no newline.
   #in: Uint8Array = EMPTY;
+  /**
+   * `#in` decoded, when every byte of it is ASCII (then byte and character offsets agree, and a
+   * line is a slice of this string: one decode per chunk instead of one per line); null when it
+   * is not, undefined until `readLine` needs it.
+   */
+  #inText: string | null | undefined = undefined;
   #inStart = 0;
   #scanned = 0;
   #eof = false;
@@ -182,11 +218,13 @@ export class SocketStream {
     const buffered = this.#buffered;
     if (buffered === 0) {
       this.#in = chunk;
+      this.#inText = undefined;
     } else {
       const joined = new Uint8Array(buffered + chunk.length);
       joined.set(this.#in.subarray(this.#inStart));
       joined.set(chunk, buffered);
       this.#in = joined;
+      this.#inText = undefined;
     }
     this.#inStart = 0;
     return true;
@@ -203,6 +241,7 @@ export class SocketStream {
   /** Forgets the consumed buffer, so that an idle connection holds no chunk it has already read. */
   #dropInput(): void {
     this.#in = EMPTY;
+    this.#inText = undefined;
     this.#inStart = 0;
     this.#scanned = 0;
   }
@@ -210,18 +249,29 @@ export class SocketStream {
   /** A whole line from the buffer, without its newline (nor a `\r` before it); undefined if none is buffered yet. */
   #bufferedLine(): string | undefined {
     const start = this.#inStart;
-    const newline = this.#in.indexOf(NEWLINE, start + this.#scanned);
+    const bytes = this.#in;
+    if (this.#inText === undefined) this.#inText = asciiText(bytes);
+    const text = this.#inText;
+    const newline =
+      text === null
+        ? bytes.indexOf(NEWLINE, start + this.#scanned)
+        : text.indexOf('\n', start + this.#scanned);
     if (newline < 0) {
-      this.#scanned = this.#buffered;
+      this.#scanned = bytes.length - start;
       if (this.#scanned > this.lineLimit) throw this.#lineTooLong();
       return undefined;
     }
     if (newline - start > this.lineLimit) throw this.#lineTooLong();
-    const end = newline > start && this.#in[newline - 1] === RETURN ? newline - 1 : newline;
-    const line = end === start ? '' : decoder.decode(this.#in.subarray(start, end));
+    const end = newline > start && bytes[newline - 1] === RETURN ? newline - 1 : newline;
+    const line =
+      end === start
+        ? ''
+        : text === null
+          ? decoder.decode(bytes.subarray(start, end))
+          : text.slice(start, end);
     this.#inStart = newline + 1;
     this.#scanned = 0;
-    if (this.#inStart === this.#in.length) this.#dropInput();
+    if (this.#inStart === bytes.length) this.#dropInput();
     return line;
   }
 
@@ -255,13 +305,26 @@ export class SocketStream {
     return new RangeError(`SocketStream: line longer than the line limit of ${this.lineLimit} bytes`);
   }
 
-  /** The next character (UTF-8), or null at end of file. */
+  /** The next character (UTF-8), or null at end of file; a malformed sequence is one U+FFFD. */
   async readChar(): Promise<string | null> {
     this.#checkInput();
     if (this.#buffered === 0 && !(await this.#fill())) return null;
-    const want = utf8Length(this.#in[this.#inStart] as number);
-    while (this.#buffered < want) if (!(await this.#fill())) break;
-    return decoder.decode(this.#take(Math.min(want, this.#buffered)));
+    const lead = this.#in[this.#inStart] as number;
+    const want = utf8Length(lead);
+    let have = 1;
+    while (have < want) {
+      if (this.#buffered <= have && !(await this.#fill())) break;
+      const next = this.#in[this.#inStart + have] as number;
+      const [low, high] = have === 1 ? secondByteRange(lead) : [0x80, 0xbf];
+      if (next < low || next > high) break;
+      have++;
+    }
+    // A sequence cut short is replaced as a whole (its maximal valid part), as TextDecoder does.
+    if (have < want) {
+      this.#take(have);
+      return '\ufffd';
+    }
+    return decoder.decode(this.#take(want));
   }
 
   /** The next byte, or null at end of file. */
@@ -377,14 +440,21 @@ export class SocketStream {
   forceOutput(): void {
     if (this.#forced) return;
     this.#forced = true;
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      flushAtEndOfTurn(this);
-    }
+    flushAfterThisTask(this);
   }
 
   static {
-    // The end of the turn in which `forceOutput` was called; kept off the public surface.
+    // Kept off the public surface: the two moments a forced stream is flushed at the latest.
+    flushForced = (stream) => {
+      if (!stream.#forced) return;
+      // Input is still buffered: the handler is reading, and flushes when it waits for more (#fill),
+      // after the replies to everything buffered. If it stops reading, the end of the turn does.
+      if (stream.#buffered > 0) {
+        if (stream.#flushQueued) return;
+        stream.#flushQueued = true;
+        flushAtEndOfTurn(stream);
+      } else stream.#flush();
+    };
     flushQueued = (stream) => {
       stream.#flushQueued = false;
       if (stream.#forced) stream.#flush();
@@ -395,29 +465,28 @@ export class SocketStream {
   #flush(): void {
     if (this.#inFlight > 0 || this.#writeError) return;
     this.#forced = false;
-    this.#encodeText();
-    const chunks = this.#chunks;
-    const size = this.#chunkBytes;
-    if (size === 0) {
+    if (this.#chunkBytes === 0 && this.#text === '') {
       this.#settle(this.#sentWaiters, null);
       return;
     }
-    let data: Uint8Array;
-    if (chunks.length === 1) data = chunks[0] as Uint8Array;
-    else {
-      data = new Uint8Array(size);
-      let at = 0;
-      for (const chunk of chunks) {
-        data.set(chunk, at);
-        at += chunk.length;
-      }
-    }
-    this.#chunks = [];
-    this.#chunkBytes = 0;
-    this.#inFlight = size;
+    const socket = this.socket;
     let pending: Promise<void> | undefined;
     try {
-      pending = this.socket.write(data);
+      if (this.#chunks.length === 0 && socket.writeText !== undefined) {
+        // Only text: the runtime encodes it straight into its write, with no copy of ours.
+        const text = this.#text;
+        this.#text = '';
+        this.#inFlight = text.length;
+        pending = socket.writeText(text);
+      } else {
+        this.#encodeText();
+        const size = this.#chunkBytes;
+        const data = concat(this.#chunks, size);
+        this.#chunks = [];
+        this.#chunkBytes = 0;
+        this.#inFlight = size;
+        pending = socket.write(data);
+      }
     } catch (error) {
       this.#failOutput(error);
       return;
@@ -541,8 +610,26 @@ export class SocketStream {
 }
 
 /**
- * Streams whose `forceOutput` was called in this turn, flushed together once the turn's I/O
- * callbacks have run (`setImmediate`): one timer for all of them, not one per stream.
+ * Streams whose `forceOutput` was called: flushed once the code that called it has run to its
+ * next await (one microtask for all of them), so that what it writes and forces meanwhile leaves
+ * in one write.
+ */
+let forcedStreams: SocketStream[] = [];
+
+function flushAfterThisTask(stream: SocketStream): void {
+  if (forcedStreams.length === 0) queueMicrotask(flushForcedStreams);
+  forcedStreams.push(stream);
+}
+
+function flushForcedStreams(): void {
+  const forced = forcedStreams;
+  forcedStreams = [];
+  for (const stream of forced) flushForced(stream);
+}
+
+/**
+ * Streams left to the end of the turn, flushed together once the turn's I/O callbacks have run
+ * (`setImmediate`): one timer for all of them, not one per stream.
  */
 let dueStreams: SocketStream[] = [];
 

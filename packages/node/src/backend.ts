@@ -9,6 +9,8 @@ function addressOf(address: string | undefined, port: number | undefined): Socke
   return { address: text, port: port ?? 0, family: text.includes(':') ? 6 : 4 };
 }
 
+const NOTHING = new Uint8Array(0);
+
 interface PendingWrite {
   resolve: () => void;
   reject: (error: Error) => void;
@@ -37,6 +39,7 @@ export class NodeConnection implements Connection {
       this.#incoming.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)),
     );
     socket.on('end', () => this.#incoming.end());
+    socket.on('drain', () => this.#settleWrite(null));
     socket.on('close', () => {
       this.#incoming.end();
       this.#settleWrite(this.#error ?? connectionClosed('the connection closed before the write completed'));
@@ -61,18 +64,24 @@ export class NodeConnection implements Connection {
   }
 
   write(chunk: Uint8Array): Promise<void> | undefined {
+    return this.#send(chunk);
+  }
+
+  writeText(text: string): Promise<void> | undefined {
+    return this.#send(text);
+  }
+
+  #send(data: Uint8Array | string): Promise<void> | undefined {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return Promise.reject(this.#error ?? connectionClosed());
-    // libuv writes at once what the kernel takes; the callback says when the rest has gone too. It
-    // also comes (a tick later) for a write taken at once: only the waiter of this write may hear it.
-    let waiter: PendingWrite | null = null;
-    socket.write(chunk, (error) => {
-      if (waiter !== null && waiter === this.#writing) this.#settleWrite(error);
-    });
+    // libuv writes at once what the kernel takes: then nothing is left to wait for.
+    const belowHighWater = socket.write(data);
     if (socket.writableLength === 0) return undefined;
     return new Promise((resolve, reject) => {
-      waiter = { resolve, reject };
-      this.#writing = waiter;
+      this.#writing = { resolve, reject };
+      // Past the high-water mark Node says 'drain' once its buffer is empty; below it, an empty
+      // write's callback comes once every byte before it has gone.
+      if (belowHighWater) socket.write(NOTHING, (error) => this.#settleWrite(error));
     });
   }
 

@@ -39,9 +39,9 @@ export class WsConnection implements Connection {
       family: family(socket.localFamily),
     };
     this.remote = remote;
-    // Read-ahead pauses the socket while messages wait unread: TCP backpressure on the server.
-    ws.pause();
-    this.#incoming = new ReadAhead(ws);
+    // Read-ahead pauses the socket while messages wait unread: TCP backpressure on the server. It
+    // flows from the start, so that the server's acknowledgements reach a client that only writes.
+    this.#incoming = new ReadAhead(ws, { flowing: true });
     ws.on('message', (data: Buffer) => {
       if (data.length === 0) this.#incoming.end();
       else this.#incoming.push(new Uint8Array(data.buffer, data.byteOffset, data.length));
