@@ -50,14 +50,17 @@ class BunConnection implements Connection {
     socket.timeout(0);
     // Nothing is read until someone asks: a connection waiting in the server's queue (R2) reads nothing.
     socket.pause();
-    this.#incoming = new ReadAhead({
-      pause: () => {
-        if (!this.#closed) socket.pause();
-      },
-      resume: () => {
-        if (!this.#closed) socket.resume();
-      },
-    });
+    this.#incoming = new ReadAhead(this);
+  }
+
+  /** @internal the read-ahead's source. */
+  pause(): void {
+    if (!this.#closed) this.#socket.pause();
+  }
+
+  /** @internal the read-ahead's source. */
+  resume(): void {
+    if (!this.#closed) this.#socket.resume();
   }
 
   // ---- Bun's events ----

@@ -9,6 +9,27 @@ export const currentServer = new AsyncLocalStorage<{ requestTerminate(): boolean
 
 export type ProcessState = 'running' | 'finished' | 'failed';
 
+/** Set by LightweightProcess's static block: records how a process ended. */
+let ended: (process: LightweightProcess, state: ProcessState, error: unknown) => void;
+
+/**
+ * Runs a process's function after the caller's task (a process is started, not called), outside
+ * the server that started it: serverTerminate() inside it ends nothing. One async frame per
+ * process, and no closures: an idle session costs little.
+ */
+async function run(process: LightweightProcess, fn: (...args: never[]) => unknown, args: readonly unknown[]) {
+  await null;
+  try {
+    const value = await currentServer.exit(fn as (...a: unknown[]) => unknown, ...args);
+    ended(process, 'finished', null);
+    return value;
+  } catch (error) {
+    ended(process, 'failed', error);
+    console.error(`comm: process "${process.name}" failed:`, error);
+    return undefined;
+  }
+}
+
 /** A light-weight process: a named asynchronous task whose failure is reported, never propagated. */
 export class LightweightProcess {
   readonly name: string;
@@ -17,23 +38,17 @@ export class LightweightProcess {
   /** Settles when the process ends: with `fn`'s value, or `undefined` if it failed. Never rejects. */
   readonly done: Promise<unknown>;
 
-  constructor(name: string, run: () => unknown) {
+  /** @internal use `processRunFunction` */
+  constructor(name: string, fn: (...args: never[]) => unknown, args: readonly unknown[]) {
     this.name = name;
-    this.done = Promise.resolve()
-      // A process is not part of the server that started it: serverTerminate() inside it ends nothing.
-      .then(() => currentServer.exit(run))
-      .then(
-        (value) => {
-          this.#state = 'finished';
-          return value;
-        },
-        (error: unknown) => {
-          this.#state = 'failed';
-          this.#error = error;
-          console.error(`comm: process "${name}" failed:`, error);
-          return undefined;
-        },
-      );
+    this.done = run(this, fn, args);
+  }
+
+  static {
+    ended = (process, state, error) => {
+      process.#state = state;
+      process.#error = error;
+    };
   }
 
   get state(): ProcessState {
@@ -55,5 +70,5 @@ export function processRunFunction<A extends unknown[]>(
     throw new TypeError(`processRunFunction: name must be a string, not ${describe(name)}`);
   if (typeof fn !== 'function')
     throw new TypeError(`processRunFunction: fn must be a function, not ${describe(fn)}`);
-  return new LightweightProcess(name, () => fn(...args));
+  return new LightweightProcess(name, fn as (...args: never[]) => unknown, args);
 }

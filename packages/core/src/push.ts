@@ -30,7 +30,8 @@ const READ_AHEAD_BYTES = 128 * 1024;
  */
 export class ReadAhead {
   readonly #source: PausableSource;
-  readonly #chunks: Uint8Array[] = [];
+  // Created when a chunk must wait for its reader: an idle connection holds no array.
+  #chunks: Uint8Array[] | null = null;
   #queued = 0;
   #waiter: ((chunk: Uint8Array | null) => void) | null = null;
   #paused: boolean;
@@ -51,7 +52,8 @@ export class ReadAhead {
       waiter(chunk);
       return;
     }
-    this.#chunks.push(chunk);
+    if (this.#chunks === null) this.#chunks = [chunk];
+    else this.#chunks.push(chunk);
     this.#queued += chunk.length;
     if (this.#queued >= READ_AHEAD_BYTES) this.#pause();
   }
@@ -67,7 +69,7 @@ export class ReadAhead {
 
   /** The connection was destroyed: what is queued is dropped, and reads give null. */
   destroy(): void {
-    this.#chunks.length = 0;
+    this.#chunks = null;
     this.#queued = 0;
     this.end();
   }
@@ -78,9 +80,10 @@ export class ReadAhead {
 
   /** The seam's `read()`: the next chunk, or null once input has ended and everything queued was read. */
   read(): Promise<Uint8Array | null> {
-    const chunk = this.#chunks.shift();
+    const chunk = this.#chunks?.shift();
     if (chunk !== undefined) {
       this.#queued -= chunk.length;
+      if (this.#chunks?.length === 0) this.#chunks = null;
       if (this.#queued < READ_AHEAD_BYTES / 2) this.#resume();
       return Promise.resolve(chunk);
     }

@@ -1,6 +1,8 @@
 import { fromSocketAddress, type Ipv6Address } from './address.js';
 import type { Connection, Listener, SocketAddress } from './backend.js';
 
+const encoder = new TextEncoder();
+
 /**
  * The socket handle `function` receives (and `openTcpStream`'s stream holds): the backend's
  * connection, and whether it was closed here, so that its addresses read `[null, null]` then.
@@ -8,11 +10,9 @@ import type { Connection, Listener, SocketAddress } from './backend.js';
 export class SocketHandle implements Connection {
   readonly #connection: Connection;
   #closed = false;
-  readonly writeText: ((text: string) => Promise<void> | undefined) | undefined;
 
   constructor(connection: Connection) {
     this.#connection = connection;
-    this.writeText = connection.writeText?.bind(connection);
   }
 
   get local(): SocketAddress {
@@ -34,6 +34,13 @@ export class SocketHandle implements Connection {
 
   write(chunk: Uint8Array): Promise<void> | undefined {
     return this.#connection.write(chunk);
+  }
+
+  writeText(text: string): Promise<void> | undefined {
+    const connection = this.#connection;
+    return connection.writeText === undefined
+      ? connection.write(encoder.encode(text))
+      : connection.writeText(text);
   }
 
   end(): Promise<void> {

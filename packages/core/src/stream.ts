@@ -118,6 +118,13 @@ interface Waiter {
   reject: (error: Error) => void;
 }
 
+function settle(waiters: readonly Waiter[], error: Error | null): void {
+  for (const waiter of waiters) {
+    if (error) waiter.reject(error);
+    else waiter.resolve();
+  }
+}
+
 /** `comm:socket-stream`: a buffered, bivalent (text and bytes) stream over a socket handle. */
 export class SocketStream {
   readonly socket: Connection;
@@ -141,7 +148,8 @@ export class SocketStream {
   #pendingRead: Promise<Uint8Array | null> | null = null;
 
   // Output: encoded chunks, then text not yet encoded (encoded once per flush, not once per line).
-  #chunks: Uint8Array[] = [];
+  // Arrays only while in use: an idle stream holds none.
+  #chunks: Uint8Array[] | null = null;
   #chunkBytes = 0;
   #text = '';
   /** Bytes of the write handed to the socket that it has not taken yet. */
@@ -149,8 +157,8 @@ export class SocketStream {
   /** `forceOutput` was called: send what is buffered at the end of this turn, or when the write in flight ends. */
   #forced = false;
   #flushQueued = false;
-  #roomWaiters: Waiter[] = [];
-  #sentWaiters: Waiter[] = [];
+  #roomWaiters: Waiter[] | null = null;
+  #sentWaiters: Waiter[] | null = null;
   #writeError: Error | null = null;
   #closed = false;
 
@@ -202,13 +210,23 @@ export class SocketStream {
 
   /** Reads more bytes into the buffer; false at end of file or after `readTimeout` seconds of silence. */
   async #fill(): Promise<boolean> {
-    if (this.#eof || this.#closed) return false;
+    const reading = this.#read();
+    return reading !== null && this.#received(await reading);
+  }
+
+  /** The next chunk's read, or null at end of file. */
+  #read(): Promise<Uint8Array | null | typeof TIMED_OUT> | null {
+    if (this.#eof || this.#closed) return null;
     // Everything read so far is dealt with: what the handler forced goes out now, in one write,
     // rather than at the end of the turn (flush consolidation at no cost in latency).
     if (this.#forced) this.#flush();
     this.#pendingRead ??= this.socket.read();
     // A timed-out read stays pending and serves the next call: the seam allows one read at a time.
-    const chunk = await withTimeout(this.#pendingRead, this.readTimeout);
+    return this.readTimeout === null ? this.#pendingRead : withTimeout(this.#pendingRead, this.readTimeout);
+  }
+
+  /** Appends what a read gave to the buffer; false at end of file or on a timeout. */
+  #received(chunk: Uint8Array | null | typeof TIMED_OUT): boolean {
     if (chunk === TIMED_OUT) return false;
     this.#pendingRead = null;
     if (chunk === null) {
@@ -218,14 +236,13 @@ export class SocketStream {
     const buffered = this.#buffered;
     if (buffered === 0) {
       this.#in = chunk;
-      this.#inText = undefined;
     } else {
       const joined = new Uint8Array(buffered + chunk.length);
       joined.set(this.#in.subarray(this.#inStart));
       joined.set(chunk, buffered);
       this.#in = joined;
-      this.#inText = undefined;
     }
+    this.#inText = undefined;
     this.#inStart = 0;
     return true;
   }
@@ -290,7 +307,9 @@ export class SocketStream {
 
   async #readLineWaiting(): Promise<string | null> {
     for (;;) {
-      if (!(await this.#fill())) {
+      // #fill() inlined: one promise less per line that had to wait.
+      const reading = this.#read();
+      if (reading === null || !this.#received(await reading)) {
         if (this.#buffered === 0) return null;
         return decoder.decode(this.#take(this.#buffered));
       }
@@ -374,7 +393,8 @@ export class SocketStream {
     const refused = this.#checkOutput();
     if (refused) return Promise.reject(refused);
     this.#encodeText();
-    this.#chunks.push(bytes);
+    if (this.#chunks === null) this.#chunks = [bytes];
+    else this.#chunks.push(bytes);
     this.#chunkBytes += bytes.length;
     return this.#room();
   }
@@ -384,7 +404,8 @@ export class SocketStream {
     if (this.#text === '') return;
     const bytes = encoder.encode(this.#text);
     this.#text = '';
-    this.#chunks.push(bytes);
+    if (this.#chunks === null) this.#chunks = [bytes];
+    else this.#chunks.push(bytes);
     this.#chunkBytes += bytes.length;
   }
 
@@ -400,7 +421,10 @@ export class SocketStream {
     this.#flush();
     if (this.#writeError) return Promise.reject(this.#writeError);
     if (this.#chunkBytes + this.#inFlight < OUTPUT_BUFFER) return RESOLVED;
-    return new Promise((resolve, reject) => this.#roomWaiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      this.#roomWaiters ??= [];
+      this.#roomWaiters.push({ resolve, reject });
+    });
   }
 
   writeString(text: string): Promise<void> {
@@ -466,13 +490,13 @@ export class SocketStream {
     if (this.#inFlight > 0 || this.#writeError) return;
     this.#forced = false;
     if (this.#chunkBytes === 0 && this.#text === '') {
-      this.#settle(this.#sentWaiters, null);
+      this.#settleSent(null);
       return;
     }
     const socket = this.socket;
     let pending: Promise<void> | undefined;
     try {
-      if (this.#chunks.length === 0 && socket.writeText !== undefined) {
+      if (this.#chunks === null && socket.writeText !== undefined) {
         // Only text: the runtime encodes it straight into its write, with no copy of ours.
         const text = this.#text;
         this.#text = '';
@@ -481,8 +505,8 @@ export class SocketStream {
       } else {
         this.#encodeText();
         const size = this.#chunkBytes;
-        const data = concat(this.#chunks, size);
-        this.#chunks = [];
+        const data = concat(this.#chunks as Uint8Array[], size);
+        this.#chunks = null;
         this.#chunkBytes = 0;
         this.#inFlight = size;
         pending = socket.write(data);
@@ -521,26 +545,28 @@ export class SocketStream {
     this.#inFlight = 0;
     // What was forced meanwhile, or what fills the buffer, goes out now in one write.
     if (this.#forced || this.#chunkBytes + this.#text.length >= OUTPUT_BUFFER / 2) this.#flush();
-    if (this.#chunkBytes + this.#inFlight + 3 * this.#text.length < OUTPUT_BUFFER)
-      this.#settle(this.#roomWaiters, null);
-    if (this.#inFlight === 0 && this.#chunkBytes === 0 && this.#text === '')
-      this.#settle(this.#sentWaiters, null);
+    if (this.#chunkBytes + this.#inFlight + 3 * this.#text.length < OUTPUT_BUFFER) this.#settleRoom(null);
+    if (this.#inFlight === 0 && this.#chunkBytes === 0 && this.#text === '') this.#settleSent(null);
   }
 
   #failOutput(error: unknown): void {
     if (this.#writeError) return;
     this.#writeError = error instanceof Error ? error : new Error(String(error));
     this.#inFlight = 0;
-    this.#settle(this.#roomWaiters, this.#writeError);
-    this.#settle(this.#sentWaiters, this.#writeError);
+    this.#settleRoom(this.#writeError);
+    this.#settleSent(this.#writeError);
   }
 
-  #settle(waiters: Waiter[], error: Error | null): void {
-    if (waiters.length === 0) return;
-    for (const waiter of waiters.splice(0)) {
-      if (error) waiter.reject(error);
-      else waiter.resolve();
-    }
+  #settleRoom(error: Error | null): void {
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = null;
+    if (waiters) settle(waiters, error);
+  }
+
+  #settleSent(error: Error | null): void {
+    const waiters = this.#sentWaiters;
+    this.#sentWaiters = null;
+    if (waiters) settle(waiters, error);
   }
 
   /** Sends what is buffered and resolves once the socket has taken all of it. */
@@ -550,15 +576,18 @@ export class SocketStream {
     if (this.#inFlight === 0 && this.#chunkBytes === 0 && this.#text === '') return RESOLVED;
     // A write is in flight: what was buffered since goes out when it ends.
     this.#forced = true;
-    return new Promise((resolve, reject) => this.#sentWaiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      this.#sentWaiters ??= [];
+      this.#sentWaiters.push({ resolve, reject });
+    });
   }
 
   /** Drops buffered output that has not been handed to the socket yet. */
   clearOutput(): void {
-    this.#chunks = [];
+    this.#chunks = null;
     this.#chunkBytes = 0;
     this.#text = '';
-    this.#settle(this.#roomWaiters, null);
+    this.#settleRoom(null);
   }
 
   /**

@@ -11,6 +11,32 @@ function addressOf(address: string | undefined, port: number | undefined): Socke
 
 const NOTHING = new Uint8Array(0);
 
+const CONNECTION = Symbol('comm connection');
+type SocketWithConnection = net.Socket & { [CONNECTION]: NodeConnection };
+
+// Set by NodeConnection's static block: what its socket's events do.
+let received: (connection: NodeConnection, chunk: Uint8Array) => void;
+let ended: (connection: NodeConnection) => void;
+let drained: (connection: NodeConnection) => void;
+let closed: (connection: NodeConnection) => void;
+let failed: (connection: NodeConnection, error: Error) => void;
+
+function onSocketData(this: SocketWithConnection, chunk: Buffer): void {
+  received(this[CONNECTION], new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+}
+function onSocketEnd(this: SocketWithConnection): void {
+  ended(this[CONNECTION]);
+}
+function onSocketDrain(this: SocketWithConnection): void {
+  drained(this[CONNECTION]);
+}
+function onSocketClose(this: SocketWithConnection): void {
+  closed(this[CONNECTION]);
+}
+function onSocketError(this: SocketWithConnection, error: Error): void {
+  failed(this[CONNECTION], error);
+}
+
 interface PendingWrite {
   resolve: () => void;
   reject: (error: Error) => void;
@@ -35,20 +61,31 @@ export class NodeConnection implements Connection {
     this.remote = addressOf(socket.remoteAddress, socket.remotePort);
     socket.pause();
     this.#incoming = new ReadAhead(socket);
-    socket.on('data', (chunk: Buffer) =>
-      this.#incoming.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)),
-    );
-    socket.on('end', () => this.#incoming.end());
-    socket.on('drain', () => this.#settleWrite(null));
-    socket.on('close', () => {
-      this.#incoming.end();
-      this.#settleWrite(this.#error ?? connectionClosed('the connection closed before the write completed'));
-    });
-    socket.on('error', (error) => {
+    // One set of handlers for every socket, finding the connection on it: an idle connection costs
+    // no closures of its own.
+    (socket as SocketWithConnection)[CONNECTION] = this;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('drain', onSocketDrain);
+    socket.on('close', onSocketClose);
+    socket.on('error', onSocketError);
+  }
+
+  static {
+    received = (connection, chunk) => connection.#incoming.push(chunk);
+    ended = (connection) => connection.#incoming.end();
+    drained = (connection) => connection.#settleWrite(null);
+    closed = (connection) => {
+      connection.#incoming.end();
+      connection.#settleWrite(
+        connection.#error ?? connectionClosed('the connection closed before the write completed'),
+      );
+    };
+    failed = (connection, error) => {
       // A reset or a failed write ends input; the pending write reports the error.
-      this.#error = error;
-      this.#incoming.end();
-    });
+      connection.#error = error;
+      connection.#incoming.end();
+    };
   }
 
   #settleWrite(error: Error | null | undefined): void {
