@@ -197,7 +197,9 @@ def find_socket(pid: int, local_port: int, remote_port: int | None) -> tuple[Tcp
     if not wanted:
         raise Failure(f"no {what} in the network namespace of process {pid}", 1)
     fds = socket_fds(pid)
-    owned = [e for e in wanted if e.inode in fds]
+    # /proc/net/tcp is made a page at a time: while connections come and go, one socket can be
+    # listed twice. An inode is one socket, so duplicates are dropped.
+    owned = list({e.inode: e for e in wanted if e.inode in fds}.values())
     if not owned:
         others = "; ".join(e.describe() for e in wanted)
         raise Failure(f"process {pid} holds no {what} (the kernel has: {others})", 1)
