@@ -39,9 +39,13 @@ function parseEnd(text: string): { bytes: Uint8Array; port: number } | null {
   return { bytes: Uint8Array.from(bytes), port: Number.parseInt(port, 16) };
 }
 
-/** The established TCP sockets of this network namespace whose local port is `port`. */
+/**
+ * The established TCP sockets of this network namespace whose local port is `port`. The kernel
+ * makes /proc/net/tcp a page at a time, so while connections come and go one socket can be listed
+ * twice: sockets are kept by inode.
+ */
 function established(port: number): KernelSocket[] {
-  const found: KernelSocket[] = [];
+  const found = new Map<string, KernelSocket>();
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
@@ -55,16 +59,17 @@ function established(port: number): KernelSocket[] {
       const local = parseEnd(fields[1] ?? '');
       const remote = parseEnd(fields[2] ?? '');
       if (!local || !remote || local.port !== port) continue;
-      found.push({
+      const inode = fields[9] ?? '';
+      found.set(inode, {
         local: local.bytes,
         localPort: local.port,
         remote: remote.bytes,
         remotePort: remote.port,
-        inode: fields[9] ?? '',
+        inode,
       });
     }
   }
-  return found;
+  return [...found.values()];
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
