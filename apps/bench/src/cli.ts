@@ -365,7 +365,7 @@ async function measureReference(
   try {
     server = await startServer(
       'reference server',
-      [nativeBinary('refserver'), ['--backlog', '4096']],
+      [nativeBinary('refserver'), ['--backlog', '4096', '--spin']],
       pinning,
     );
     for (const transport of transports) {
