@@ -24,7 +24,7 @@ import {
   workloadSpecs,
 } from './model.js';
 import { benchDir, compilerVersion, nativeBinary, repoRoot } from './native.js';
-import { notes, rows, svg, table } from './report.js';
+import { notes, rows, summaryRows, svg, table } from './report.js';
 import { bareCommand, deviationsCommand, resolveSubjects, type Subject, talkCommand } from './subjects.js';
 
 const usage = `usage: pnpm bench [-- options]      (or: node apps/bench/dist/cli.js [options])
@@ -229,7 +229,15 @@ async function alternate(
       comm.median && bare.median && bare.median.perSecond > 0
         ? comm.median.perSecond / bare.median.perSecond
         : null,
-    p99: comm.median && bare.median && bare.median.p99Us > 0 ? comm.median.p99Us / bare.median.p99Us : null,
+    // No reply, no latency: a p99 of 0 is no figure.
+    p99:
+      comm.median &&
+      bare.median &&
+      comm.median.perSecond > 0 &&
+      bare.median.perSecond > 0 &&
+      bare.median.p99Us > 0
+        ? comm.median.p99Us / bare.median.p99Us
+        : null,
   };
   const partial = { kind: 'throughput' as const, workload, comm, bare, ratio };
   return { ...partial, targets: throughputTargets(partial) };
@@ -536,7 +544,12 @@ async function main(): Promise<void> {
     writeFileSync(join(options.out, `${name}.json`), json);
     writeFileSync(join(options.out, `${name}.svg`), chart);
   }
-  writeFileSync(join(options.out, 'latest.md'), `${table(rows(report), true)}\n`);
+  writeFileSync(
+    join(options.out, 'latest.md'),
+    `${table(summaryRows(report), true)}\n\n${table(rows(report), true)}\n\n${notes(report)
+      .map((line) => `- ${line}`)
+      .join('\n')}\n`,
+  );
   progress(
     `done in ${report.seconds} s: ${join(options.out, `bench-${stamp}.json`)}, .svg (also latest.json, latest.svg, latest.md)`,
   );

@@ -216,3 +216,44 @@ export function svg(report: Report): string {
   );
   return `${parts.join('\n')}\n`;
 }
+
+/**
+ * One row per subject, for a README: each workload's comm/bare ratio with its verdict, memory per
+ * idle connection, and the declared deviations beside them.
+ */
+export function summaryRows(report: Report): string[][] {
+  const workloads = [...new Set(report.subjects.flatMap((s) => s.cells.map((c) => c.workload)))];
+  const out = [
+    [
+      'backend',
+      'runtime',
+      ...workloads.map((w) => (w === 'idle' ? 'idle memory' : w)),
+      'declared deviations',
+    ],
+  ];
+  for (const s of report.subjects) {
+    const cells = workloads.map((w) => {
+      const cell = s.cells.find((c) => c.workload === w);
+      if (!cell) return '-';
+      const verdict =
+        cell.targets.length === 0
+          ? ''
+          : cell.targets.every((t) => t.met === true)
+            ? ' (met)'
+            : ' (**missed**)';
+      if (cell.kind === 'idle') {
+        const short = cell.comm.rounds.some((r) => !('error' in r) && r.established < r.connections);
+        return `${kib(cell.comm.kibPerConnection)}${short ? '*' : ''}, ${x(cell.ratio)} bare${verdict}`;
+      }
+      return `${x(cell.ratio.throughput)}, p99 ${x(cell.ratio.p99)}${verdict}`;
+    });
+    const deviations =
+      s.deviations === null
+        ? 'unknown'
+        : s.deviations.length === 0
+          ? 'none'
+          : s.deviations.map((d) => d.cases.join(', ')).join('; ');
+    out.push([s.name, s.runtime, ...cells, deviations]);
+  }
+  return out;
+}
