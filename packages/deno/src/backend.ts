@@ -44,6 +44,7 @@ class DenoConnection implements Connection {
   #ended = false;
   #eof = false;
   #readSize = FIRST_READ;
+  #buffer: Uint8Array | null = null;
   /** The write in flight (core writes one at a time), which `end()` waits for. */
   #writing: Promise<void> | null = null;
 
@@ -56,7 +57,10 @@ class DenoConnection implements Connection {
   async read(): Promise<Uint8Array | null> {
     // Deno reads only while a read is pending: with none, the kernel's buffer fills and the peer slows down.
     while (!this.#destroyed && !this.#eof) {
-      const buffer = new Uint8Array(this.#readSize);
+      // One buffer per connection, reused: what a read gives is copied out of it.
+      if (this.#buffer === null || this.#buffer.length !== this.#readSize)
+        this.#buffer = new Uint8Array(this.#readSize);
+      const buffer = this.#buffer;
       let n: number | null;
       try {
         n = await this.#conn.read(buffer);
@@ -66,11 +70,12 @@ class DenoConnection implements Connection {
       }
       if (n === null) {
         this.#eof = true;
+        this.#buffer = null;
         break;
       }
       if (n === buffer.length) this.#readSize = Math.min(MAX_READ, this.#readSize * 2);
       else if (n < this.#readSize / 4) this.#readSize = Math.max(FIRST_READ, this.#readSize / 2);
-      if (n > 0) return n === buffer.length ? buffer : buffer.slice(0, n);
+      if (n > 0) return buffer.slice(0, n);
     }
     return null;
   }
