@@ -638,40 +638,28 @@ export class SocketStream {
   }
 }
 
+/** Calls `each` for every stream queued before `schedule` runs the batch: one callback for all. */
+function batch(schedule: (run: () => void) => void, each: (stream: SocketStream) => void) {
+  let queued: SocketStream[] = [];
+  const run = () => {
+    const due = queued;
+    queued = [];
+    for (const stream of due) each(stream);
+  };
+  return (stream: SocketStream): void => {
+    if (queued.length === 0) schedule(run);
+    queued.push(stream);
+  };
+}
+
 /**
  * Streams whose `forceOutput` was called: flushed once the code that called it has run to its
- * next await (one microtask for all of them), so that what it writes and forces meanwhile leaves
- * in one write.
+ * next await, so that what it writes and forces meanwhile leaves in one write.
  */
-let forcedStreams: SocketStream[] = [];
+const flushAfterThisTask = batch(queueMicrotask, (stream) => flushForced(stream));
 
-function flushAfterThisTask(stream: SocketStream): void {
-  if (forcedStreams.length === 0) queueMicrotask(flushForcedStreams);
-  forcedStreams.push(stream);
-}
-
-function flushForcedStreams(): void {
-  const forced = forcedStreams;
-  forcedStreams = [];
-  for (const stream of forced) flushForced(stream);
-}
-
-/**
- * Streams left to the end of the turn, flushed together once the turn's I/O callbacks have run
- * (`setImmediate`): one timer for all of them, not one per stream.
- */
-let dueStreams: SocketStream[] = [];
-
-function flushAtEndOfTurn(stream: SocketStream): void {
-  if (dueStreams.length === 0) setImmediate(flushDueStreams);
-  dueStreams.push(stream);
-}
-
-function flushDueStreams(): void {
-  const due = dueStreams;
-  dueStreams = [];
-  for (const stream of due) flushQueued(stream);
-}
+/** Streams left to the end of the turn, flushed once the turn's I/O callbacks have run. */
+const flushAtEndOfTurn = batch(setImmediate, (stream) => flushQueued(stream));
 
 /** `[address, port]` of the stream's local end, `[null, null]` once closed. */
 export function socketStreamAddress(stream: SocketStream): AddressAndPort {
