@@ -130,6 +130,11 @@ class Collector {
     return this.transport.localPort;
   }
 
+  /** Bytes received in all. */
+  get count(): number {
+    return this.#received;
+  }
+
   /** Resolves once `bytes` have been received in all (or the peer has closed). */
   async received(bytes: number): Promise<void> {
     while (this.#received < bytes && !this.#ended)
@@ -709,7 +714,16 @@ defineCase(
     const early = finished.settled();
     client.transport.resume();
     // The server does nothing more: what finishOutput sent is all the client can get.
-    await within(client.received(payload.length), 10_000, 'the payload');
+    await within(client.received(payload.length), 10_000, 'the payload').catch(async (error: Error) => {
+      const state = finished.settled() ? 'finishOutput had resolved' : 'finishOutput had not resolved';
+      const server = await tcpCounters(acceptedSocket(port, client));
+      const peer = await tcpCounters({ localPort: client.localPort, remotePort: port });
+      throw new Error(
+        `${error.message}: ${client.count} of ${payload.length} bytes arrived; ${state}; the server's ` +
+          `socket took ${kernelTaken(server)} bytes in all, ${server.sendQ} unacknowledged; the client's ` +
+          `received ${peer.bytesReceived}, ${peer.recvQ} unread`,
+      );
+    });
     assert.ok(client.bytes().equals(payload), 'the payload arrived byte-exact');
     const taken = await within(finished.promise, 5000, 'finishOutput to resolve once the client read');
     const headroom = transportHeadroom(t);
