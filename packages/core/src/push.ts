@@ -25,8 +25,8 @@ const READ_AHEAD_BYTES = 128 * 1024;
 /**
  * Bounded read-ahead for a connection whose runtime pushes data: `push` what arrives, `read` it
  * back in order. The source starts paused (a connection waiting in the accept queue reads nothing,
- * R2), unless told it is flowing, and is resumed while a reader waits or the queue has room, paused again once it is full, so a
- * slow consumer slows the peer down.
+ * R2), unless told it is flowing; it is resumed while a reader waits or the queue has room, and
+ * paused again once the queue is full, so a slow consumer slows the peer down.
  */
 export class ReadAhead {
   readonly #source: PausableSource;
