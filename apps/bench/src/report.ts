@@ -111,14 +111,15 @@ export function notes(report: Report): string[] {
   );
   for (const p of report.loadgen.proof) {
     const unit = workloadSpecs[p.workload].unit;
+    const busy = p.loadgenBusy === null ? null : Math.round(p.loadgenBusy * 100);
+    const verdict =
+      p.notBottleneck === null
+        ? 'not shown'
+        : p.notBottleneck
+          ? 'the loadgen drove the reference faster: not the bottleneck'
+          : `NOT shown by the reference (it was no faster this time)${busy !== null && busy < 90 ? `; the loadgen had spare CPU (${busy}% busy) while driving the fastest server` : ''}`;
     lines.push(
-      `loadgen ${p.workload} (${p.transport}): reference server ${rate(p.reference, unit)}, fastest backend server ${p.fastest ? `${rate(p.fastest.perSecond, unit)} (${p.fastest.server}, loadgen ${Math.round((p.loadgenBusy ?? 0) * 100)}% busy)` : '-'}: ${
-        p.notBottleneck === null
-          ? 'not shown'
-          : p.notBottleneck
-            ? 'the loadgen drove the reference faster: not the bottleneck'
-            : 'NOT shown: the reference was no faster'
-      }`,
+      `loadgen ${p.workload} (${p.transport}): reference server ${rate(p.reference, unit)}, fastest backend server ${p.fastest ? `${rate(p.fastest.perSecond, unit)} (${p.fastest.server}, loadgen ${busy}% busy)` : '-'}: ${verdict}`,
     );
   }
   for (const s of report.subjects) {
@@ -157,7 +158,8 @@ export function svg(report: Report): string {
       .map((c) => (c.kind === 'idle' ? c.ratio : c.ratio.throughput))
       .filter((v): v is number => v !== null && Number.isFinite(v)),
   );
-  const maxY = Math.max(1.5, 2.2, ...values) * 1.05;
+  // Up to 3x: a bar beyond is cut at the top and labelled with its value.
+  const maxY = Math.min(3.2, Math.max(2.2, ...values) * 1.05);
   const y = (v: number) => top + plotH - (Math.min(v, maxY) / maxY) * plotH;
   const parts: string[] = [];
   parts.push(
@@ -165,7 +167,7 @@ export function svg(report: Report): string {
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${left}" y="20" font-size="14" font-weight="bold">@comm talk server / bare runtime, per backend and workload</text>`,
     `<text x="${left}" y="38">${xmlText(`${report.date.slice(0, 10)}, ${String(report.machine.cpu)}, ${String(report.machine.cores)} cores; throughput ratio (higher is better); idle: KiB per connection ratio (lower is better)`)}</text>`,
-    `<text x="${left}" y="54">${xmlText('bars: green meets its target, red misses it, grey has none; dashed line: the target')}</text>`,
+    `<text x="${left}" y="54">${xmlText('bars: green meets the throughput target (idle: both memory targets), red misses it, grey has none; dashed line: the target; bars past 3x are cut')}</text>`,
   );
   for (let t = 0; t <= maxY; t += 0.5) {
     parts.push(
@@ -198,7 +200,7 @@ export function svg(report: Report): string {
       if (value !== null && Number.isFinite(value)) {
         parts.push(
           `<rect x="${bx}" y="${y(value)}" width="${barW}" height="${top + plotH - y(value)}" fill="${color}"/>`,
-          `<text x="${bx + barW / 2}" y="${y(value) - 4}" text-anchor="middle">${value.toFixed(2)}</text>`,
+          `<text x="${bx + barW / 2}" y="${y(value) - 4}" text-anchor="middle">${value.toFixed(2)}${value > maxY ? ' ^' : ''}</text>`,
         );
       } else parts.push(`<text x="${bx + barW / 2}" y="${top + plotH - 4}" text-anchor="middle">n/a</text>`);
       parts.push(
