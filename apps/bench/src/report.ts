@@ -77,8 +77,8 @@ function cellColumns(cell: Cell): string[] {
     side(cell.comm),
     side(cell.bare),
     x(cell.ratio.throughput),
-    ms(cell.comm.median?.p99Us),
-    ms(cell.bare.median?.p99Us),
+    ms(cell.comm.median?.perSecond ? cell.comm.median.p99Us : null),
+    ms(cell.bare.median?.perSecond ? cell.bare.median.p99Us : null),
     x(cell.ratio.p99),
     verdicts(cell.targets),
   ];
