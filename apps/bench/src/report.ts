@@ -164,6 +164,7 @@ export function svg(report: Report): string {
   const parts: string[] = [];
   parts.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<title>${xmlText(`@comm talk server / bare runtime per backend and workload, ${report.date.slice(0, 10)}`)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${left}" y="20" font-size="14" font-weight="bold">@comm talk server / bare runtime, per backend and workload</text>`,
     `<text x="${left}" y="38">${xmlText(`${report.date.slice(0, 10)}, ${String(report.machine.cpu)}, ${String(report.machine.cores)} cores; throughput ratio (higher is better); idle: KiB per connection ratio (lower is better)`)}</text>`,
