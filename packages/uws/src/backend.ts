@@ -16,7 +16,7 @@ export interface UwsBackendOptions {
   maxPayloadLength?: number;
   /** The largest message the server sends: writes are split into messages of this size. Default 64 KiB. */
   sendChunk?: number;
-  /** Bytes uWS may hold for a connection before a write waits for its drain. Default 256 KiB. */
+  /** Bytes uWS may hold for a connection before a write waits for its drain; 0 keeps R16a exactly. Default 256 KiB. */
   highWater?: number;
   /**
    * Seconds of silence after which uWS pings a connection, and closes it if the ping is not
@@ -121,12 +121,11 @@ export function createUwsBackend(options: UwsBackendOptions = {}): Backend {
   const sendChunk = options.sendChunk ?? 64 * 1024;
   const highWater = options.highWater ?? 256 * 1024;
   const idleTimeout = options.idleTimeout ?? 120;
-  for (const [name, value] of [
-    ['sendChunk', sendChunk],
-    ['highWater', highWater],
-  ] as const)
-    if (!Number.isInteger(value) || value <= 0)
-      throw new TypeError(`@comm/uws: ${name} must be a positive integer, not ${value}`);
+  if (!Number.isInteger(sendChunk) || sendChunk <= 0)
+    throw new TypeError(`@comm/uws: sendChunk must be a positive integer, not ${sendChunk}`);
+  // 0: a write waits whenever uWS holds anything, as the contract's R16a bound has it.
+  if (!Number.isInteger(highWater) || highWater < 0)
+    throw new TypeError(`@comm/uws: highWater must be an integer of 0 or more, not ${highWater}`);
   // uWS aborts the process (not a JavaScript error) for other values.
   if (!Number.isInteger(idleTimeout) || (idleTimeout !== 0 && (idleTimeout < 8 || idleTimeout > 960)))
     throw new TypeError(`@comm/uws: idleTimeout must be 0 or 8-960 seconds, not ${idleTimeout}`);
