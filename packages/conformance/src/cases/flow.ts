@@ -13,6 +13,7 @@ import type { Connection, SocketStream, StartUpServerOptions } from '@comm/core'
 import { kernelTaken, type TcpCounters, tcpCounters, tcpCountersSync } from '../kernel.js';
 import type { CaseContext, RawTransport } from '../suite.js';
 import { defineCase, tcpTransport, within } from '../suite.js';
+import { gate, serve, settle, stream } from './helpers.js';
 
 // ---- helpers ----
 
@@ -27,67 +28,6 @@ const STALL_MS = 500;
 
 /** A million lines: what the writers try to write to a peer that reads none. */
 const MILLION = 1_000_000;
-
-interface Settle<T> {
-  readonly promise: Promise<T>;
-  readonly settled: () => boolean;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function settle<T = void>(): Settle<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  let done = false;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = (value) => {
-      done = true;
-      res(value);
-    };
-    reject = (error) => {
-      done = true;
-      rej(error);
-    };
-  });
-  // Not awaiting it (a case that failed earlier) is no unhandled rejection.
-  promise.catch(() => {});
-  return { promise, settled: () => done, resolve, reject };
-}
-
-/** A promise the case opens; opened anyway after the case, so that no handler waits for ever. */
-function gate(t: CaseContext): { promise: Promise<void>; open: () => void } {
-  const g = settle<void>();
-  t.defer(() => g.resolve());
-  return { promise: g.promise, open: () => g.resolve() };
-}
-
-/**
- * A server whose first connection runs `body`. What the body returns or throws is the result the
- * case asserts on, so that a failed check in the handler fails the case and not the server.
- */
-async function serve(
-  t: CaseContext,
-  body: (handle: Connection) => Promise<unknown>,
-  options: StartUpServerOptions = {},
-): Promise<{ port: number; result: (ms?: number) => Promise<unknown> }> {
-  const outcome = settle<unknown>();
-  const { port } = await t.startServer({
-    ...options,
-    function: async (handle: Connection) => {
-      try {
-        outcome.resolve(await body(handle));
-      } catch (error) {
-        handle.destroy();
-        outcome.reject(error);
-      }
-    },
-  });
-  return { port, result: (ms = 5000) => within(outcome.promise, ms, 'the end of the handler') };
-}
-
-function stream(t: CaseContext, handle: Connection): SocketStream {
-  return new t.api.SocketStream({ socket: handle, direction: 'io' });
-}
 
 /** The server's accepted socket for `client`, as `ss` names it: the server's port, the client's port. */
 function acceptedSocket(
@@ -381,7 +321,7 @@ async function neverReadingPeer(t: CaseContext, flush: Flush): Promise<void> {
   stop = true;
   client.transport.resume();
   const data = await within(client.all(), 10_000, 'the end of the output');
-  const written = (await result(10_000)) as number;
+  const written = (await result(0, 10_000)) as number;
   assertLines(data, written, line);
 }
 
@@ -559,7 +499,7 @@ defineCase(
     stopSending = true;
     hold.open();
     await within(sending, 10_000, 'the last batch of requests');
-    assert.equal(await result(15_000), sent, 'the server read every line the client sent');
+    assert.equal(await result(0, 15_000), sent, 'the server read every line the client sent');
   },
   30_000,
 );

@@ -13,67 +13,9 @@ import type {
 } from '@comm/core';
 import type { CaseContext } from '../suite.js';
 import { defineCase, freePort, within } from '../suite.js';
+import { gate, type Settle, serve, settle, stream } from './helpers.js';
 
 // ---- helpers ----
-
-interface Settle<T> {
-  readonly promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-function settle<T = void>(): Settle<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Not awaiting it (a case that failed earlier) is no unhandled rejection.
-  promise.catch(() => {});
-  return { promise, resolve, reject };
-}
-
-function gate(t: CaseContext): { promise: Promise<void>; open: () => void } {
-  const g = settle<void>();
-  t.defer(() => g.resolve());
-  return { promise: g.promise, open: () => g.resolve() };
-}
-
-/**
- * A server whose n-th connection runs `bodies[n]` (the last one for any later connection). What a
- * body returns or throws is the n-th result: the case asserts on it, so that a failed check in the
- * handler fails the case and not the server. A body that throws has its connection destroyed.
- */
-async function serve(
-  t: CaseContext,
-  bodies: ReadonlyArray<(handle: Connection) => Promise<unknown>>,
-  options: StartUpServerOptions = {},
-): Promise<{ port: number; result: (n?: number, ms?: number) => Promise<unknown> }> {
-  const results: Array<Settle<unknown>> = [];
-  const slot = (n: number) => {
-    while (results.length <= n) results.push(settle());
-    return results[n] as Settle<unknown>;
-  };
-  let calls = 0;
-  const { port } = await t.startServer({
-    ...options,
-    function: async (handle: Connection) => {
-      const n = calls++;
-      const body = bodies[Math.min(n, bodies.length - 1)] as (handle: Connection) => Promise<unknown>;
-      try {
-        slot(n).resolve(await body(handle));
-      } catch (error) {
-        handle.destroy();
-        slot(n).reject(error);
-      }
-    },
-  });
-  return {
-    port,
-    result: (n = 0, ms = 5000) => within(slot(n).promise, ms, `the end of the handler of connection ${n}`),
-  };
-}
 
 /** openTcpStream with errorp true, closed after the case. */
 async function open(
@@ -92,14 +34,6 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** What a stream may take from a writer while its peer reads nothing for a second (R16 backpressure). */
 const BOUND = 16 * MiB;
-
-function stream(
-  t: CaseContext,
-  handle: Connection,
-  options: Omit<SocketStreamOptions, 'socket'> = {},
-): SocketStream {
-  return new t.api.SocketStream({ socket: handle, direction: 'io', ...options });
-}
 
 async function readAllLines(s: SocketStream): Promise<Array<string | null>> {
   const lines: Array<string | null> = [];
