@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import process from 'node:process';
 import { setImmediate } from 'node:timers';
-import type { Connection, SocketStream } from '@comm/core';
 import { kernelTaken, type TcpCounters, tcpCounters, tcpCountersSync } from '../kernel.js';
 import type { CaseContext, RawTransport } from '../suite.js';
 import { defineCase, tcpTransport, within } from '../suite.js';

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import process from 'node:process';
-import type { Connection, OpenTcpStreamOptions, SocketStream, StartUpServerOptions } from '@comm/core';
+import type { Connection, OpenTcpStreamOptions, SocketStream } from '@comm/core';
 import type { CaseContext } from '../suite.js';
 import { defineCase, freePort, within } from '../suite.js';
 import { gate, serve, settle, stream } from './helpers.js';
