@@ -97,9 +97,17 @@ interface HasAddresses {
   readonly remote?: SocketAddress;
 }
 
+/**
+ * R18a: never a throw for a handle the server gave. A connection whose peer reset while it waited
+ * in the kernel's queue has no address (the runtime reports an empty one): it is not connected.
+ */
 function pair(address: SocketAddress | undefined): AddressAndPort {
-  if (!address) return [null, null];
-  return [fromSocketAddress(address.address, address.family), address.port];
+  if (!address || address.address === '') return [null, null];
+  try {
+    return [fromSocketAddress(address.address, address.family), address.port];
+  } catch {
+    return [null, null];
+  }
 }
 
 /** `[address, port]` of the local end: an IPv4 integer or an `Ipv6Address`; `[null, null]` if not connected. */
