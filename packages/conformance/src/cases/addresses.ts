@@ -3,8 +3,8 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import type * as Core from '@comm/core';
-import { bindBackend } from '@comm/core';
 import type { AnnounceFunction, Connection, ListeningSocket, ServerProcess, SocketStream } from '@comm/core';
+import { bindBackend } from '@comm/core';
 import { type CaseContext, defineCase } from '../suite.js';
 
 // R3, R5-R8, R18: where a server listens, how services and addresses are named, and how
