@@ -32,17 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+
 enum { MODE_RR, MODE_PIPELINED, MODE_CONNECT, MODE_IDLE };
 enum { S_FREE, S_CONNECTING, S_HANDSHAKE, S_RUNNING, S_HOLDING, S_DONE };
 
 #define MAX_DEPTH 256
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define STDIN_TAG 0xFFFFFFFFu
-
-typedef struct {
-  char *p;
-  size_t len, cap;
-} buf_t;
 
 typedef struct {
   int fd;
@@ -113,35 +110,6 @@ static double hist_pct(double p) {
   return (double)hist_max;
 }
 
-// ---- buffers ----
-static void buf_reserve(buf_t *b, size_t more) {
-  if (b->len + more <= b->cap) return;
-  size_t cap = b->cap ? b->cap : 4096;
-  while (cap < b->len + more) cap *= 2;
-  b->p = realloc(b->p, cap);
-  if (!b->p) {
-    perror("realloc");
-    exit(3);
-  }
-  b->cap = cap;
-}
-static void buf_add(buf_t *b, const void *data, size_t n) {
-  buf_reserve(b, n);
-  memcpy(b->p + b->len, data, n);
-  b->len += n;
-}
-static void buf_consume(buf_t *b, size_t n) {
-  if (n >= b->len) b->len = 0;
-  else {
-    memmove(b->p, b->p + n, b->len - n);
-    b->len -= n;
-  }
-}
-static void buf_free(buf_t *b) {
-  free(b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
-}
 
 // ---- the protocol ----
 static int the_line_len(void) { return line_size > 22 ? line_size : 22; }

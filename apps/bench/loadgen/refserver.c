@@ -28,13 +28,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "buf.h"
+
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" // RFC 6455's example: the accept of WS_KEY
-
-typedef struct {
-  char *p;
-  size_t len, cap;
-} buf_t;
 
 typedef struct {
   int open;
@@ -52,29 +49,6 @@ static conn_t *conns;
 static int max_fd;
 static buf_t reply;
 
-static void buf_reserve(buf_t *b, size_t more) {
-  if (b->len + more <= b->cap) return;
-  size_t cap = b->cap ? b->cap : 1024;
-  while (cap < b->len + more) cap *= 2;
-  b->p = realloc(b->p, cap);
-  if (!b->p) {
-    perror("realloc");
-    exit(3);
-  }
-  b->cap = cap;
-}
-static void buf_add(buf_t *b, const void *d, size_t n) {
-  buf_reserve(b, n);
-  memcpy(b->p + b->len, d, n);
-  b->len += n;
-}
-static void buf_consume(buf_t *b, size_t n) {
-  if (n >= b->len) b->len = 0;
-  else {
-    memmove(b->p, b->p + n, b->len - n);
-    b->len -= n;
-  }
-}
 
 static void close_conn(int fd) {
   conn_t *c = &conns[fd];

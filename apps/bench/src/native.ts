@@ -19,12 +19,14 @@ export function compilerVersion(): string | null {
 
 /**
  * The path of `loadgen/<name>.c` compiled with the system's `cc -O2`, built when missing or older
- * than its source.
+ * than its source or the header it shares (`buf.h`).
  */
 export function nativeBinary(name: 'loadgen' | 'refserver'): string {
   const source = join(benchDir, 'loadgen', `${name}.c`);
   const binary = join(cacheDir, name);
-  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) return binary;
+  const header = join(benchDir, 'loadgen', 'buf.h');
+  const newest = Math.max(statSync(source).mtimeMs, statSync(header).mtimeMs);
+  if (existsSync(binary) && statSync(binary).mtimeMs >= newest) return binary;
   if (compilerVersion() === null)
     throw new Error(
       'the benchmark compiles its load generator with cc, and there is none: install a C compiler (on Debian: apt-get install gcc; node scripts/setup.mjs does it as root)',

@@ -12,7 +12,7 @@ import { setImmediate } from 'node:timers';
 import { kernelTaken, type TcpCounters, tcpCounters, tcpCountersSync } from '../kernel.js';
 import type { CaseContext, RawTransport } from '../suite.js';
 import { defineCase, tcpTransport, within } from '../suite.js';
-import { gate, serve, settle, stream } from './helpers.js';
+import { charReader, gate, serve, settle, stream } from './helpers.js';
 
 // ---- helpers ----
 
@@ -713,20 +713,6 @@ function lineReader(t: CaseContext, count: number) {
       if (line === null) break;
     }
     return lines;
-  });
-}
-
-/** A server that reads characters until end of file and returns them. */
-function charReader(t: CaseContext) {
-  return serve(t, async (h) => {
-    const s = stream(t, h);
-    const chars: Array<string | null> = [];
-    for (let i = 0; i < 64; i++) {
-      const c = await s.readChar();
-      chars.push(c);
-      if (c === null) break;
-    }
-    return chars;
   });
 }
 

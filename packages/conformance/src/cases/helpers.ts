@@ -84,3 +84,17 @@ export function stream(
 ): SocketStream {
   return new t.api.SocketStream({ socket: handle, direction: 'io', ...options });
 }
+
+/** A server that reads characters (at most 64) until end of file, and returns them with the null. */
+export function charReader(t: CaseContext) {
+  return serve(t, async (h) => {
+    const s = stream(t, h);
+    const chars: Array<string | null> = [];
+    for (let i = 0; i < 64; i++) {
+      const c = await s.readChar();
+      chars.push(c);
+      if (c === null) break;
+    }
+    return chars;
+  });
+}

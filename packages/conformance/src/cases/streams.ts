@@ -7,7 +7,7 @@ import process from 'node:process';
 import type { Connection, OpenTcpStreamOptions, SocketStream } from '@comm/core';
 import type { CaseContext } from '../suite.js';
 import { defineCase, freePort, within } from '../suite.js';
-import { gate, serve, settle, stream } from './helpers.js';
+import { charReader, gate, serve, settle, stream } from './helpers.js';
 
 // ---- helpers ----
 
@@ -69,18 +69,7 @@ defineCase(
   'R16.read-char-utf8-split',
   'readChar decodes UTF-8 characters split across TCP writes',
   async (t) => {
-    const { port, result } = await serve(t, [
-      async (h) => {
-        const s = stream(t, h);
-        const chars: Array<string | null> = [];
-        for (let i = 0; i < 20; i++) {
-          const c = await s.readChar();
-          chars.push(c);
-          if (c === null) break;
-        }
-        return chars;
-      },
-    ]);
+    const { port, result } = await charReader(t);
     const client = await t.connect(port);
     client.setNoDelay(true);
     // 'é€😀a' is c3 a9 | e2 82 ac | f0 9f 98 80 | 61: every piece but the last ends inside a character.
