@@ -24,6 +24,8 @@ export { LightweightProcess, type ProcessState, processRunFunction } from './pro
 export { AcceptQueue, connectionClosed, type PausableSource, ReadAhead } from './push.js';
 export { PullQueue } from './queue.js';
 export {
+  type AcceptFailureKind,
+  acceptFailureKind,
   acceptFailurePolicy,
   ServerProcess,
   type ServerState,

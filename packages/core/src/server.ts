@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers';
 import type { Backend, Connection, Listener, ListenSpec } from './backend.js';
 import { listenCondition, StartupCondition } from './conditions.js';
 import { builtInListener } from './listener.js';
@@ -15,9 +16,10 @@ import { SocketStream } from './stream.js';
 export type ServerState = 'starting' | 'listening' | 'terminated' | 'failed';
 
 /**
- * R14: how the server meets accept failures. Each failure waits a little longer before the next
- * accept (never a busy loop); after `reopenAfter` failures in a row the listening socket is closed
- * and opened again on the same address and port.
+ * R14: how the server meets failures of its listening socket. Each failure waits a little longer
+ * before the next accept (never a busy loop); after `reopenAfter` failures in a row the listening
+ * socket is closed and opened again on the same address and port. Exhausted resources (R14a) back
+ * off the same way, up to `maxBackoffMs`, but never reopen: closing the socket frees nothing.
  */
 export const acceptFailurePolicy = {
   reopenAfter: 5,
@@ -25,6 +27,34 @@ export const acceptFailurePolicy = {
   maxBackoffMs: 1000,
   reopenAttempts: 5,
 };
+
+/**
+ * R14a: what an accept failure says, by its `code`. `connection`: one peer that went away while
+ * queued; `resources`: the process or system is out of descriptors or memory; `listener`: the
+ * listening socket itself.
+ */
+export type AcceptFailureKind = 'connection' | 'resources' | 'listener';
+
+const CONNECTION_FAILURES = new Set([
+  'ECONNABORTED',
+  'ECONNRESET',
+  'ENOTCONN',
+  'EPROTO',
+  'EPERM',
+  'ETIMEDOUT',
+]);
+const RESOURCE_FAILURES = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+export function acceptFailureKind(error: unknown): AcceptFailureKind {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return 'listener';
+  if (CONNECTION_FAILURES.has(code)) return 'connection';
+  if (RESOURCE_FAILURES.has(code)) return 'resources';
+  return 'listener';
+}
+
+/** Per-connection failures skipped in a row before the loop yields to the event loop once. */
+const SKIPS_BEFORE_YIELD = 64;
 
 /** What `startUpServer` returns: the server, its state and its listening socket. */
 export class ServerProcess {
@@ -147,6 +177,8 @@ export class ServerProcess {
   /** R2: one connection at a time; the next is accepted only once `function` has returned or settled. */
   async #serve(): Promise<void> {
     let failures = 0;
+    let exhausted = 0;
+    let skipped = 0;
     while (this.#state === 'listening') {
       const socket = this.#socket as ListeningSocket;
       let connection: Connection | null;
@@ -154,18 +186,30 @@ export class ServerProcess {
         connection = await socket.accept();
       } catch (error) {
         if (this.#state !== 'listening') return;
-        failures += 1;
-        if (failures >= acceptFailurePolicy.reopenAfter) {
-          failures = 0;
-          if (!(await this.#reopen(error))) return;
-        } else {
-          const { firstBackoffMs, maxBackoffMs } = acceptFailurePolicy;
-          await this.#sleep(Math.min(firstBackoffMs * 2 ** (failures - 1), maxBackoffMs));
+        const { firstBackoffMs, maxBackoffMs, reopenAfter } = acceptFailurePolicy;
+        switch (acceptFailureKind(error)) {
+          case 'connection':
+            // A port scanner's resets must cost nothing, but a backend that rejects at once for ever
+            // must not starve the event loop either.
+            if (++skipped % SKIPS_BEFORE_YIELD === 0) await new Promise((resolve) => setImmediate(resolve));
+            break;
+          case 'resources':
+            exhausted += 1;
+            await this.#sleep(Math.min(firstBackoffMs * 2 ** (exhausted - 1), maxBackoffMs));
+            break;
+          case 'listener':
+            failures += 1;
+            if (failures >= reopenAfter) {
+              failures = 0;
+              if (!(await this.#reopen(error))) return;
+            } else await this.#sleep(Math.min(firstBackoffMs * 2 ** (failures - 1), maxBackoffMs));
         }
         continue;
       }
       if (connection === null) return;
       failures = 0;
+      exhausted = 0;
+      skipped = 0;
       if (this.#state !== 'listening') {
         connection.destroy();
         return;

@@ -3,5 +3,6 @@ import './connections.js';
 import './addresses.js';
 import './lifecycle.js';
 import './sockets.js';
+import './accept.js';
 import './streams.js';
 import './flow.js';
