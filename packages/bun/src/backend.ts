@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import type { Backend, Connection, Deviation, Listener, ListenSpec, SocketAddress } from '@comm/core';
 import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core';
 import { connect, listen, type Socket, type SocketHandler, type TCPSocketListener } from 'bun';
+import { admitConnection } from './descriptors.js';
 import { libc, setListenBacklog } from './libc.js';
 
 function addressOf(
@@ -261,7 +262,11 @@ export const bunBackend: Backend = {
         ipv6Only: spec.family === 6 && spec.ipv6Only,
         // A client's FIN ends its input only; the handler may still reply (half-close).
         allowHalfOpen: true,
-        socket: handlers((socket) => accepted.push(new BunConnection(socket))),
+        socket: handlers((socket) => {
+          if (admitConnection()) accepted.push(new BunConnection(socket));
+          // Out of descriptors but for the reserve: a reset now, rather than Bun spinning on EMFILE.
+          else socket.terminate();
+        }),
       });
     } catch (error) {
       return Promise.reject(error);

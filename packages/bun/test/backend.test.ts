@@ -485,3 +485,97 @@ describe('bun backend seam', () => {
     expect((await accepted(server)).remote.port).toBe(localPort);
   }, 10_000);
 });
+
+/** Connects and waits for the first line: `served`, or how the connection ended without one. */
+function firstLine(port: number, timeoutMs: number): { socket: net.Socket; outcome: Promise<string> } {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  cleanups.push(() => socket.destroy());
+  const outcome = new Promise<string>((resolve) => {
+    let text = '';
+    const timer = setTimeout(() => resolve('no reply'), timeoutMs);
+    const done = (what: string) => {
+      clearTimeout(timer);
+      resolve(what);
+    };
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.includes('\n')) done(text.trim());
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => done(error.code ?? 'error'));
+    socket.on('close', () => done('closed'));
+  });
+  return { socket, outcome };
+}
+
+/** utime + stime of a process, in clock ticks (100 a second). */
+async function cpuTicks(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+describe('bun backend at the descriptor limit (R14a)', () => {
+  it('connections past the limit are reset, the loop does not spin, and clients are served again once descriptors are free', async () => {
+    const NOFILE = 64;
+    const fixture = new URL('fixtures/emfile-server.mjs', import.meta.url).pathname;
+    const entry = new URL('../dist/index.js', import.meta.url).pathname;
+    // The shell lowers RLIMIT_NOFILE, then becomes Bun (exec): the child's pid is Bun's.
+    const child = spawn(
+      'sh',
+      ['-c', `ulimit -n ${NOFILE} && exec "$0" "$@"`, process.execPath, fixture, entry],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
+    cleanups.push(() => {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    });
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+      out += text;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+      out += text;
+    });
+    const port = await within(
+      (async () => {
+        for (;;) {
+          const found = /^ANNOUNCE (\d+)$/m.exec(out);
+          if (found) return Number(found[1]);
+          await sleep(20);
+        }
+      })(),
+      10_000,
+      'the announce line',
+    );
+
+    // More clients than the child has descriptors: those past its reserve are reset, not queued for ever.
+    const clients = Array.from({ length: 2 * NOFILE }, () => firstLine(port, 10_000));
+    const outcomes = await Promise.all(clients.map((c) => c.outcome));
+    const served = outcomes.filter((o) => o === 'served').length;
+    expect(served).toBeGreaterThan(0);
+    expect(served).toBeLessThan(NOFILE);
+    expect(outcomes.filter((o) => o === 'no reply')).toEqual([]);
+
+    // At the limit, with clients still coming, the child is idle: Bun's loop is not retrying accept(2).
+    const before = await cpuTicks(child.pid as number);
+    const started = performance.now();
+    while (performance.now() - started < 1000) {
+      void firstLine(port, 2000).outcome;
+      await sleep(100);
+    }
+    const ticks = (await cpuTicks(child.pid as number)) - before;
+    expect(ticks).toBeLessThan(20);
+
+    // Descriptors freed: a fresh client is served at once.
+    for (const [k, client] of clients.entries()) if (outcomes[k] === 'served') client.socket.destroy();
+    await sleep(200);
+    expect(await firstLine(port, 5000).outcome).toBe('served');
+    expect(out).not.toContain('END ');
+  }, 30_000);
+});
