@@ -1,17 +1,18 @@
 import { fail, parseArgs, serviceArg } from './args.js';
 import { loadBackend } from './backends.js';
 import { inRuntimeOf, runtimeDescription } from './runtime.js';
-import { makeStreamAndTalk } from './talk.js';
+import { makeStreamAndTalk, reportSessionFailure } from './talk.js';
 
 const usage = `usage: talk-server [--backend node|bun|deno|uws] [--service 10244] [--address ADDR] [--ipv6 any|both|true|false]
-                   [--backlog N] [--keepalive] [--no-nodelay] [--announce]
-Serves the seed's talk protocol until SIGINT or SIGTERM. --service 0 takes any free port.`;
+                   [--backlog N] [--keepalive] [--no-nodelay] [--announce] [--verbose]
+Serves the seed's talk protocol until SIGINT or SIGTERM. --service 0 takes any free port.
+A session that fails is one line on stderr (the peer and the cause); --verbose adds its stack.`;
 
 const { values, flags } = parseArgs(
   process.argv.slice(2),
   {
     values: ['backend', 'service', 'address', 'ipv6', 'backlog'],
-    flags: ['keepalive', 'nodelay', 'announce'],
+    flags: ['keepalive', 'nodelay', 'announce', 'verbose'],
   },
   usage,
 );
@@ -30,7 +31,7 @@ console.log(`talk server: backend ${api.backend.name}, runtime ${runtimeDescript
 let stop: () => void = () => process.exit(0);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop());
 const [server, condition] = await api.startUpServer({
-  function: makeStreamAndTalk(api),
+  function: makeStreamAndTalk(api, reportSessionFailure(flags.get('verbose') ?? false)),
   service: serviceArg(values.get('service') ?? '10244'),
   address: values.get('address') ?? null,
   ipv6,

@@ -1,13 +1,54 @@
 import type { SocketHandle } from '@comm/core';
 import type { TalkApi } from './backends.js';
 
-/** The seed's `make-stream-and-talk`: wrap the handle, hand the talk to its own light-weight process. */
-export function makeStreamAndTalk(api: TalkApi) {
+/** How a server reports a session that failed: who the peer was, and why. */
+export type SessionFailed = (peer: string, error: unknown) => void;
+
+/**
+ * One line on stderr per failed session (a client's fault must never look like the server's):
+ * the peer and the cause; the stack only when `verbose`.
+ */
+export function reportSessionFailure(verbose: boolean): SessionFailed {
+  return (peer, error) => {
+    if (verbose) console.error(`talk: session from ${peer} failed:`, error);
+    else console.error(`talk: session from ${peer} failed: ${describeError(error)}`);
+  };
+}
+
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  const message = error.message.split('\n')[0] as string;
+  return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
+}
+
+/**
+ * The seed's `make-stream-and-talk`: wrap the handle, hand the talk to its own light-weight
+ * process. A session that fails is reported with `failed` and its connection closed; the server
+ * goes on.
+ */
+export function makeStreamAndTalk(api: TalkApi, failed: SessionFailed = reportSessionFailure(false)) {
   return (handle: SocketHandle): void => {
     const stream = new api.SocketStream({ socket: handle, direction: 'io' });
-    const [, port] = api.socketStreamPeerAddress(stream);
-    api.processRunFunction(`talk ${port}`, talkOnStream, stream);
+    const [address, port] = api.socketStreamPeerAddress(stream);
+    // A peer that reset before it was accepted has no address (R18a).
+    const peer = address === null ? 'an unknown peer' : `${api.ipAddressString(address)} port ${port}`;
+    api.processRunFunction(`talk ${port}`, talkSession, stream, peer, failed);
   };
+}
+
+async function talkSession(
+  stream: InstanceType<TalkApi['SocketStream']>,
+  peer: string,
+  failed: SessionFailed,
+): Promise<void> {
+  try {
+    await talkOnStream(stream);
+  } catch (error) {
+    failed(peer, error);
+    // talkOnStream closed it, unless closing was what failed: then drop what is left.
+    await stream.close({ abort: true }).catch(() => {});
+  }
 }
 
 /** The seed's `talk-on-stream`: echo each line with a message until the client closes. */

@@ -18,6 +18,16 @@ function run(script: string, args: string[]): Child {
   children.push(child);
   return child;
 }
+/** The first match of `pattern` in what the child has written to stderr, waiting up to 10 s for it. */
+async function stderrLine(child: Child, pattern: RegExp): Promise<RegExpMatchArray> {
+  for (const until = Date.now() + 10_000; Date.now() < until; ) {
+    const match = child.errors().match(pattern);
+    if (match) return match;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no ${pattern} on stderr within 10 s: ${child.errors()}`);
+}
+
 afterEach(async () => {
   await Promise.all(children.splice(0).map((c) => c.stop('SIGKILL')));
 });
@@ -112,4 +122,32 @@ describe('the talk apps', () => {
     expect(await example.exited).toBe(0);
     expect(example.output()).toMatch(/^address 0\.0\.0\.0 port [1-9]\d*$/m);
   }, 30_000);
+
+  for (const verbose of [false, true])
+    it(`a client that sends an over-long line costs one ${verbose ? 'report with its stack (--verbose)' : 'line on stderr'}, and the server serves the next`, async () => {
+      const server = run('server.js', [
+        '--service',
+        '0',
+        '--address',
+        '127.0.0.1',
+        ...(verbose ? ['--verbose'] : []),
+      ]);
+      const [, port] = await server.waitFor(/^.* port (\d+)\n/m);
+      const bad = net.connect(Number(port), '127.0.0.1');
+      bad.on('error', () => {});
+      const badPort = await new Promise<number | undefined>((resolve) =>
+        bad.once('connect', () => resolve(bad.localPort)),
+      );
+      bad.write(`${'X'.repeat(2 * 1024 * 1024)}\n`);
+      await new Promise((resolve) => bad.once('close', resolve));
+      const report = await stderrLine(server, /^talk: session from 127\.0\.0\.1 port (\d+) failed: (.*)$/m);
+      expect(Number(report[1])).toBe(badPort);
+      expect(report[2]).toContain('line limit');
+      const client = run('client.js', ['--service', port as string, '--host', '127.0.0.1']);
+      expect(await client.exited).toBe(0);
+      expect(client.output().trim().split('\n')).toEqual(transcript);
+      expect(await server.stop('SIGTERM')).toBe(0);
+      if (verbose) expect(server.errors()).toMatch(/^\s+at /m);
+      else expect(server.errors().trim().split('\n')).toEqual([report[0]]);
+    }, 30_000);
 });
