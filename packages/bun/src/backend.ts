@@ -1,8 +1,7 @@
 import { Buffer } from 'node:buffer';
 import type { Backend, Connection, Deviation, Listener, ListenSpec, SocketAddress } from '@comm/core';
-import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core';
+import { AcceptQueue, admitConnection, connectionClosed, ReadAhead } from '@comm/core';
 import { connect, listen, type Socket, type SocketHandler, type TCPSocketListener } from 'bun';
-import { admitConnection } from './descriptors.js';
 import { libc, setListenBacklog } from './libc.js';
 
 function addressOf(

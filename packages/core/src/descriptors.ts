@@ -1,12 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 /**
- * R14a on Bun. When accept(2) fails with EMFILE, Bun's loop tries again at once, for ever, without
- * telling JavaScript: a server at its descriptor limit burns a whole core
- * (https://github.com/oven-sh/bun/issues/32705). So accepted connections never take the last
- * descriptors: one accepted while fewer than `RESERVE` remain is reset at once (what libuv does
- * at EMFILE for node:net), and accept(2) itself never runs out. Connections are admitted again as
- * soon as descriptors are free.
+ * R14a for runtimes built on uSockets (Bun, uWS). When accept(2) fails with EMFILE, uSockets' loop
+ * tries again at once, for ever, without telling JavaScript: a server at its descriptor limit burns
+ * a whole core (https://github.com/oven-sh/bun/pull/32705). So accepted connections must never
+ * take the last descriptors: a backend asks `admitConnection()` for each connection its runtime has
+ * accepted, and closes at once one that is refused (what libuv does at EMFILE for node:net), so
+ * accept(2) itself never runs out. Connections are admitted again as soon as descriptors are free.
  *
  * Counting the process's descriptors costs one directory read of /proc/self/fd, so it is done only
  * when the estimate says the limit is near, and again each time half the headroom last counted is
