@@ -314,3 +314,37 @@ async function exchange(stream: SocketStream, payload: Uint8Array): Promise<Buff
   await stream.close();
   return Buffer.concat(chunks);
 }
+
+describe("the peer's port, read from /proc/net/tcp", () => {
+  const clientPort = (ws: WebSocket) =>
+    (ws as unknown as { _socket: { localPort: number } })._socket.localPort;
+
+  it.skipIf(process.platform !== 'linux')(
+    'is exact for clients one at a time, and never wrong (a port or 0) in a burst from one address',
+    async () => {
+      const { listen } = backendWith();
+      const listener = await listen();
+      const port = listener.local.port;
+      // One at a time, each kept open: every one is the only unclaimed socket from 127.0.0.1.
+      for (let i = 0; i < 20; i++) {
+        const ws = await plainClient(port);
+        const connection = await listener.accept();
+        cleanups.push(() => connection?.destroy());
+        expect(connection?.remote.port).toBe(clientPort(ws));
+      }
+      // 300 at once: the kernel's table cannot tell most of them apart; whatever port is given is theirs.
+      const burst = await Promise.all(Array.from({ length: 300 }, () => plainClient(port)));
+      const ports = new Set(burst.map(clientPort));
+      const given: number[] = [];
+      for (let i = 0; i < burst.length; i++) {
+        const connection = await listener.accept();
+        cleanups.push(() => connection?.destroy());
+        const remote = connection?.remote.port ?? 0;
+        if (remote !== 0) given.push(remote);
+      }
+      for (const p of given) expect(ports.has(p)).toBe(true);
+      expect(new Set(given).size).toBe(given.length);
+    },
+    30_000,
+  );
+});

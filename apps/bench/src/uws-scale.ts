@@ -1,0 +1,104 @@
+// uws at scale: how long N WebSocket connections take to set up on a bare uWebSockets.js app
+// (bare/uws.js) and on @comm/uws's talk server, each in its own Node child with a raised fd limit.
+// The client is the C load generator in idle mode (--ws): it opens N connections, at most 256
+// under way at a time, each sends one line and reads its reply; the time until every connection
+// has its reply is the set-up time. Rounds alternate bare and @comm so that a busy machine
+// weighs on both alike.
+//
+//   node apps/bench/dist/uws-scale.js [--connections 10000] [--rounds 3]
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Child, startChild } from './children.js';
+import { benchDir, nativeBinary } from './native.js';
+
+const self = fileURLToPath(import.meta.url);
+
+/** The child's @comm/uws server: the seed's talk (make-stream-and-talk, which asks each peer's port). */
+async function serveComm(): Promise<void> {
+  const api = await import('@comm/uws');
+  const [server, condition] = await api.startUpServer({
+    service: 0,
+    address: '127.0.0.1',
+    backlog: 512,
+    wait: true,
+    error: false,
+    function: (handle) => {
+      const stream = new api.SocketStream({ socket: handle, direction: 'io' });
+      const [, port] = api.socketStreamPeerAddress(stream);
+      api.processRunFunction(`talk ${port}`, async () => {
+        try {
+          for (let line = await stream.readLine(); line !== null; line = await stream.readLine()) {
+            await stream.writeLine(`You sent: '${line}'`);
+            stream.forceOutput();
+          }
+        } finally {
+          await stream.close();
+        }
+      });
+    },
+  });
+  if (!server) throw condition;
+  console.log(`@comm/uws listening on 127.0.0.1 port ${server.socket?.local.port}`);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(0));
+}
+
+function option(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  const value = at < 0 ? fallback : Number(process.argv[at + 1]);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} takes a positive integer`);
+  return value;
+}
+
+/** A Node child under bash, its fd limit raised to the hard limit (N connections need N fds). */
+function nodeChild(script: string, ...args: string[]): Child {
+  const quoted = [process.execPath, script, ...args].map((a) => `'${a}'`).join(' ');
+  return startChild('bash', ['-c', `ulimit -n "$(ulimit -Hn)" && exec ${quoted}`]);
+}
+
+async function setUpSeconds(server: Child, connections: number): Promise<number> {
+  const [, port] = await server.waitFor(/port (\d+)/, 30_000);
+  const loadgen = startChild('bash', [
+    '-c',
+    `ulimit -n "$(ulimit -Hn)" && exec '${nativeBinary('loadgen')}' --port ${port} --mode idle --ws --conns ${connections} --seconds 0.2 --timeout 600`,
+  ]);
+  try {
+    const [line] = await loadgen.waitFor(/\{"event":"established".*\}/, 620_000);
+    const { established, seconds } = JSON.parse(line) as { established: number; seconds: number };
+    if (established !== connections)
+      throw new Error(`only ${established} of ${connections} connections were set up`);
+    return seconds;
+  } finally {
+    await loadgen.exited;
+    await server.stop();
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+async function main(): Promise<void> {
+  const connections = option('connections', 10_000);
+  const rounds = option('rounds', 3);
+  console.log(`${connections} WebSocket connections, node ${process.versions.node}, ${rounds} rounds each`);
+  console.log('round  bare uWS.js  @comm/uws  ratio');
+  const bare: number[] = [];
+  const comm: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    bare.push(await setUpSeconds(nodeChild(join(benchDir, 'dist', 'bare', 'uws.js')), connections));
+    comm.push(await setUpSeconds(nodeChild(self, '--serve-comm'), connections));
+    const [b, c] = [bare.at(-1) as number, comm.at(-1) as number];
+    console.log(
+      `${String(round).padStart(5)}  ${b.toFixed(3).padStart(9)} s  ${c.toFixed(3).padStart(7)} s  ${(c / b).toFixed(2)}`,
+    );
+  }
+  const [b, c] = [median(bare), median(comm)];
+  console.log(`median ${b.toFixed(3).padStart(9)} s  ${c.toFixed(3).padStart(7)} s  ${(c / b).toFixed(2)}`);
+}
+
+if (process.argv.includes('--serve-comm')) await serveComm();
+else await main();
