@@ -423,8 +423,12 @@ async def s_no_reader(port, ws, p):
     elapsed = time.monotonic() - t0
     print('LOADED', flush=True)
     await asyncio.sleep(p.get('hold', 2))  # the server holds what it holds: let its RSS be sampled
+    c.writer.transport.resume_reading()
+    closed = await c.wait_eof(1.0)  # the replies, or the end if the server closed the connection
     c.reset()
     note = f'{sent_lines} of {n} lines sent in {elapsed:.1f} s: {outcome}'
+    if closed:
+        note += '; the server closed the connection' + (f' ({c.error})' if c.error else '')
     return dict(ok=True, correct=0, total=0, note=note, sent=sent_lines)
 
 

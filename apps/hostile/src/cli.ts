@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { killAll } from './children.js';
 import { selectScenarios } from './scenarios.js';
 import { allBackends, type BackendName } from './server.js';
@@ -44,6 +45,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     killAll();
     process.exit(130);
   });
+
+try {
+  execFileSync('python3', ['--version'], { stdio: 'ignore' });
+} catch {
+  console.error(
+    'hostile: the clients are Python 3, and there is no python3 on PATH (on Debian: apt-get install python3)',
+  );
+  process.exit(2);
+}
 
 let options: ReturnType<typeof parse>;
 try {
