@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import type { Backend, Connection, Deviation, Listener, ListenSpec, SocketAddress } from '@comm/core';
-import { AcceptQueue, admitConnection, connectionClosed, ReadAhead } from '@comm/core';
+import { AcceptQueue, admitConnection, connectionClosed, ReadAhead, releaseConnection } from '@comm/core';
 import { connect, listen, type Socket, type SocketHandler, type TCPSocketListener } from 'bun';
 import { libc, setListenBacklog } from './libc.js';
 
@@ -41,8 +41,12 @@ class BunConnection implements Connection {
   /** `end()` calls waiting for the pending write to reach the kernel. */
   #ending: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
-  constructor(socket: Socket<BunConnection>) {
+  /** Counted by `admitConnection` (a connection the server accepted), until it closes. */
+  #admitted: boolean;
+
+  constructor(socket: Socket<BunConnection>, admitted = false) {
     this.#socket = socket;
+    this.#admitted = admitted;
     socket.data = this;
     this.local = addressOf(socket.localAddress, socket.localPort, socket.localFamily);
     this.remote = addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
@@ -89,6 +93,10 @@ class BunConnection implements Connection {
   }
 
   onClose(error: Error | undefined): void {
+    if (this.#admitted) {
+      this.#admitted = false;
+      releaseConnection();
+    }
     if (error) this.#error ??= error;
     this.#closed = true;
     this.#incoming.end();
@@ -262,7 +270,7 @@ export const bunBackend: Backend = {
         // A client's FIN ends its input only; the handler may still reply (half-close).
         allowHalfOpen: true,
         socket: handlers((socket) => {
-          if (admitConnection()) accepted.push(new BunConnection(socket));
+          if (admitConnection()) accepted.push(new BunConnection(socket, true));
           // Out of descriptors but for the reserve: a reset now, rather than Bun spinning on EMFILE.
           else socket.terminate();
         }),

@@ -8,57 +8,81 @@ import { readdirSync, readFileSync } from 'node:fs';
  * accepted, and closes at once one that is refused (what libuv does at EMFILE for node:net), so
  * accept(2) itself never runs out. Connections are admitted again as soon as descriptors are free.
  *
- * Counting the process's descriptors costs one directory read of /proc/self/fd, so it is done only
- * when the estimate says the limit is near, and again each time half the headroom last counted is
- * used up. Where /proc is missing, nothing is counted and every connection is admitted.
+ * The backend tells `releaseConnection()` when an admitted connection closes, so the connections
+ * are counted exactly; the process's other descriptors (files, client sockets, sockets the runtime
+ * accepted but has not handed over yet) are counted from /proc/self/fd, which costs one directory
+ * read, only when the estimate says the limit is near, and every `RECOUNT_EVERY` admissions. Where
+ * /proc is missing, nothing is counted and every connection is admitted.
  */
 const RESERVE = 16;
 
-/** The soft RLIMIT_NOFILE, or null when there is none or it cannot be read. */
-function descriptorLimit(): number | null {
-  let text: string;
+/** Reading /proc takes a descriptor itself: at the limit it fails, and that is an answer too. */
+class Exhausted extends Error {}
+
+function readProc<T>(read: () => T): T | null {
   try {
-    text = readFileSync('/proc/self/limits', 'utf8');
-  } catch {
+    return read();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'EMFILE' || code === 'ENFILE') throw new Exhausted();
     return null;
   }
-  const soft = /^Max open files\s+(\S+)/m.exec(text)?.[1];
-  const limit = Number(soft);
+}
+
+/** The soft RLIMIT_NOFILE, or null when there is none or it cannot be read. */
+function descriptorLimit(): number | null {
+  const text = readProc(() => readFileSync('/proc/self/limits', 'utf8'));
+  const limit = Number(text === null ? Number.NaN : /^Max open files\s+(\S+)/m.exec(text)?.[1]);
   return Number.isInteger(limit) && limit > 0 ? limit : null;
 }
 
 /** Open descriptors of this process, or null without /proc. */
 function openDescriptors(): number | null {
-  try {
-    // readdir holds one descriptor of its own for the directory while it reads.
-    return readdirSync('/proc/self/fd').length - 1;
-  } catch {
-    return null;
-  }
+  // readdir holds one descriptor of its own for the directory while it reads.
+  const entries = readProc(() => readdirSync('/proc/self/fd'));
+  return entries === null ? null : entries.length - 1;
 }
 
-/** Connections that may still be admitted before the next count. */
-let untilCount = 0;
+const RECOUNT_EVERY = 256;
+
+let admitted = 0;
+/** Open descriptors that are not admitted connections, as last counted; null: not counted yet. */
+let others: number | null = null;
+let limit: number | null = null;
+let sinceCount = 0;
 
 /**
- * For a connection Bun has just accepted (its descriptor is open already): true if it may stay;
- * false if the process is so near its limit that it must be closed at once. Once refused, every
- * accept counts again, so descriptors freed by closed connections let clients in at once.
+ * For a connection the runtime has just accepted (its descriptor is open already): true if it may
+ * stay, and then `releaseConnection()` must follow when it closes; false if the process is so near
+ * its limit that it must be closed at once.
  */
 export function admitConnection(): boolean {
-  if (untilCount > 0) {
-    untilCount -= 1;
-    return true;
+  sinceCount += 1;
+  const near = others === null || limit === null || admitted + 1 + others + RESERVE > limit;
+  if (near || sinceCount >= RECOUNT_EVERY) {
+    sinceCount = 0;
+    let open: number | null;
+    try {
+      limit = descriptorLimit();
+      open = openDescriptors();
+    } catch {
+      // Not even a descriptor to count with (Exhausted).
+      return false;
+    }
+    if (limit === null || open === null) {
+      // Nothing to count with: admit, and count again later (/proc may come back, as in a chroot).
+      others = null;
+      admitted += 1;
+      return true;
+    }
+    others = Math.max(0, open - admitted - 1);
+    if (open + RESERVE > limit) return false;
   }
-  const limit = descriptorLimit();
-  const open = limit === null ? null : openDescriptors();
-  if (limit === null || open === null) {
-    // Nothing to count with: try again much later, in case /proc comes back (a chroot).
-    untilCount = 1024;
-    return true;
-  }
-  const headroom = limit - open - RESERVE;
-  if (headroom < 0) return false;
-  untilCount = Math.floor(headroom / 2);
+  admitted += 1;
   return true;
+}
+
+/** A connection `admitConnection` admitted has closed: its descriptor is free. */
+export function releaseConnection(): void {
+  if (admitted > 0) admitted -= 1;
 }

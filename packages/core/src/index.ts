@@ -9,7 +9,7 @@ export * from './address.js';
 export type * from './backend.js';
 export type { OpenTcpStreamOptions } from './client.js';
 export { errorCode, StartupCondition } from './conditions.js';
-export { admitConnection } from './descriptors.js';
+export { admitConnection, releaseConnection } from './descriptors.js';
 export type {
   AddressSpec,
   AnnounceFunction,

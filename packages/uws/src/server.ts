@@ -1,5 +1,5 @@
 import type { Connection, Listener, SocketAddress } from '@comm/core';
-import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core';
+import { AcceptQueue, admitConnection, connectionClosed, ReadAhead, releaseConnection } from '@comm/core';
 import { addressText, isAnyAddress, KernelEnds, socketAddress } from './addresses.js';
 import { ACK_PREFIX, ACK_STEP, POLICY_VIOLATION, SUBPROTOCOL, WINDOW } from './protocol.js';
 import type { UwsApp, UwsListenSocket, UwsModule, UwsWebSocket } from './uws-types.js';
@@ -242,6 +242,11 @@ export function listenUws(
       res.upgrade<UserData>({ connection: null, local, remote }, key, protocol, extensions, context);
     },
     open: (ws) => {
+      if (!admitConnection()) {
+        // Out of descriptors but for the reserve (R14a): closed at once, or uSockets spins on EMFILE.
+        ws.close();
+        return;
+      }
       const data = ws.getUserData();
       const connection = new UwsConnection(ws, data, tuning);
       data.connection = connection;
@@ -251,8 +256,10 @@ export function listenUws(
     drain: (ws) => ws.getUserData().connection?.drained(),
     close: (ws) => {
       const data = ws.getUserData();
-      data.connection?.closed();
+      if (data.connection === null) return;
+      data.connection.closed();
       data.connection = null;
+      releaseConnection();
     },
   });
   // Any other request (what `routes` does not serve) is told to upgrade.
