@@ -100,7 +100,9 @@ class BunConnection implements Connection {
     if (error) this.#error ??= error;
     this.#closed = true;
     this.#incoming.end();
-    this.#failWrites(this.#error ?? connectionClosed('the connection closed before the write completed'));
+    // An error (and its stack) only for writes that wait: most connections close with none.
+    if (this.#write || this.#ending.length > 0)
+      this.#failWrites(this.#error ?? connectionClosed('the connection closed before the write completed'));
   }
 
   onError(error: Error): void {

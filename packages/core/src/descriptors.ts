@@ -11,8 +11,9 @@ import { readdirSync, readFileSync } from 'node:fs';
  * The backend tells `releaseConnection()` when an admitted connection closes, so the connections
  * are counted exactly; the process's other descriptors (files, client sockets, sockets the runtime
  * accepted but has not handed over yet) are counted from /proc/self/fd, which costs one directory
- * read, only when the estimate says the limit is near, and every `RECOUNT_EVERY` admissions. Where
- * /proc is missing, nothing is counted and every connection is admitted.
+ * read, only when the estimate says the limit is near, and each time a quarter of the headroom last
+ * counted could be used up. Where /proc is missing, nothing is counted and every connection is
+ * admitted.
  */
 const RESERVE = 16;
 
@@ -43,13 +44,12 @@ function openDescriptors(): number | null {
   return entries === null ? null : entries.length - 1;
 }
 
-const RECOUNT_EVERY = 256;
-
 let admitted = 0;
 /** Open descriptors that are not admitted connections, as last counted; null: not counted yet. */
 let others: number | null = null;
 let limit: number | null = null;
-let sinceCount = 0;
+/** Admissions before the next count even if the estimate is far from the limit. */
+let untilCount = 0;
 
 /**
  * For a connection the runtime has just accepted (its descriptor is open already): true if it may
@@ -57,10 +57,9 @@ let sinceCount = 0;
  * its limit that it must be closed at once.
  */
 export function admitConnection(): boolean {
-  sinceCount += 1;
+  untilCount -= 1;
   const near = others === null || limit === null || admitted + 1 + others + RESERVE > limit;
-  if (near || sinceCount >= RECOUNT_EVERY) {
-    sinceCount = 0;
+  if (near || untilCount <= 0) {
     let open: number | null;
     try {
       limit = descriptorLimit();
@@ -76,6 +75,9 @@ export function admitConnection(): boolean {
       return true;
     }
     others = Math.max(0, open - admitted - 1);
+    // Descriptors this count does not see coming (files, sockets the runtime has not handed over)
+    // use up the headroom too: count again once a quarter of it could be gone.
+    untilCount = Math.max(16, Math.floor((limit - open - RESERVE) / 4));
     if (open + RESERVE > limit) return false;
   }
   admitted += 1;

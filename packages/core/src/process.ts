@@ -1,11 +1,11 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
 import { describe } from './options.js';
 
 /**
  * The server whose `function` or `announce` is running, so that `serverTerminate()` with no
  * argument knows which server to end, across the awaits of an async handler too.
  */
-export const currentServer = new AsyncLocalStorage<{ requestTerminate(): boolean }>();
+export const currentServer = new AsyncLocalStorage<{ requestTerminate(): boolean } | undefined>();
 
 export type ProcessState = 'running' | 'finished' | 'failed';
 
@@ -13,14 +13,21 @@ export type ProcessState = 'running' | 'finished' | 'failed';
 let ended: (process: LightweightProcess, state: ProcessState, error: unknown) => void;
 
 /**
- * Runs a process's function after the caller's task (a process is started, not called), outside
- * the server that started it: serverTerminate() inside it ends nothing. One async frame per
- * process, and no closures: an idle session costs little.
+ * Made when this module loads, outside every server: processes start in its scope, so that
+ * serverTerminate() inside one ends nothing. (Entering `currentServer.run(undefined, ...)` per
+ * process would do the same, but on Node 20 it writes the store onto the caller's promise, and
+ * costs as much as a fifth of accepting a connection.)
+ */
+const outsideServers = new AsyncResource('comm.LightweightProcess');
+
+/**
+ * Runs a process's function after the caller's task (a process is started, not called). One
+ * async frame per process, and no closures: an idle session costs little.
  */
 async function run(process: LightweightProcess, fn: (...args: never[]) => unknown, args: readonly unknown[]) {
   await null;
   try {
-    const value = await currentServer.exit(fn as (...a: unknown[]) => unknown, ...args);
+    const value = await (fn as (...a: unknown[]) => unknown)(...args);
     ended(process, 'finished', null);
     return value;
   } catch (error) {
@@ -41,7 +48,7 @@ export class LightweightProcess {
   /** @internal use `processRunFunction` */
   constructor(name: string, fn: (...args: never[]) => unknown, args: readonly unknown[]) {
     this.name = name;
-    this.done = run(this, fn, args);
+    this.done = outsideServers.runInAsyncScope(run, null, this, fn, args);
   }
 
   static {

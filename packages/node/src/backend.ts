@@ -77,9 +77,11 @@ export class NodeConnection implements Connection {
     drained = (connection) => connection.#settleWrite(null);
     closed = (connection) => {
       connection.#incoming.end();
-      connection.#settleWrite(
-        connection.#error ?? connectionClosed('the connection closed before the write completed'),
-      );
+      // An error (and its stack) only for a write that waits: most connections close with none.
+      if (connection.#writing)
+        connection.#settleWrite(
+          connection.#error ?? connectionClosed('the connection closed before the write completed'),
+        );
     };
     failed = (connection, error) => {
       // A reset or a failed write ends input; the pending write reports the error.

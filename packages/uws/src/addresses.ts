@@ -76,11 +76,15 @@ class SocketTable {
   #readMs = 0;
   /** Keys whose last read found several sockets fitting, to when reading again for them is worth it. */
   readonly #crowded = new Map<string, number>();
+  /** The listening ports asked about (kernel hex): rows of other sockets are skipped unparsed. */
+  readonly #ports = new Set<string>();
 
   constructor(readonly file: string) {}
 
   take(listenPort: number, remote: Uint8Array, remotePort: number | null): KernelSocket | null {
-    const key = `${portHex(listenPort)} ${kernelHex(remote)}`;
+    const port = portHex(listenPort);
+    this.#ports.add(port);
+    const key = `${port} ${kernelHex(remote)}`;
     if (!this.#fresh) {
       // A burst of clients from one address: while it lasts its sockets cannot be told apart, and
       // a read per turn would cost as much as the accepting. Reads for it take at most a
@@ -120,6 +124,9 @@ class SocketTable {
     const live = new Set<string>();
     for (const line of text.split('\n')) {
       // "  sl: LOCAL:PORT REMOTE:PORT ST tx:rx tr:when retrnsmt uid timeout inode ..."
+      // Most rows are other sockets (the clients' ends, other servers): look at the local port first.
+      const localEnd = line.indexOf(' ', line.indexOf(': ') + 2);
+      if (localEnd < 0 || !this.#ports.has(line.slice(localEnd - 4, localEnd))) continue;
       const fields = line.trim().split(/\s+/, 10);
       const inode = fields[9];
       // Inode 0: still in the accept queue, so no connection uWS has.

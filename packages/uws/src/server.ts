@@ -71,6 +71,8 @@ export class UwsConnection implements Connection {
   closed(): void {
     this.#ws = null;
     this.#incoming.end();
+    // An error (and its stack) only for writes that wait: most connections close with none.
+    if (this.#drained.length === 0) return;
     const error = this.#error ?? connectionClosed();
     for (const waiter of this.#drained.splice(0)) waiter.reject(error);
   }
@@ -233,12 +235,7 @@ export function listenUws(
         isAnyAddress(request.host) && ends
           ? socketAddress(ends.local, listenPort)
           : { address: request.host, port: listenPort, family: request.family };
-      const protocol = offered
-        .split(',')
-        .map((p) => p.trim())
-        .includes(SUBPROTOCOL)
-        ? SUBPROTOCOL
-        : '';
+      const protocol = offered === SUBPROTOCOL || offersProtocol(offered) ? SUBPROTOCOL : '';
       res.upgrade<UserData>({ connection: null, local, remote }, key, protocol, extensions, context);
     },
     open: (ws) => {
@@ -281,6 +278,11 @@ export function listenUws(
       resolve(new UwsListener(uws, socket, local, accepted));
     });
   });
+}
+
+/** True if a Sec-WebSocket-Protocol list names comm-stream. */
+function offersProtocol(offered: string): boolean {
+  return offered.split(',').some((p) => p.trim() === SUBPROTOCOL);
 }
 
 /** For tests: the text of a uWS binary address. */
