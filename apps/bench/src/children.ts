@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 
 /** A child in its own process group: stopping it stops the group. Every child is stopped on exit. */
 export interface Child {
@@ -6,18 +8,37 @@ export interface Child {
   readonly process: ChildProcess;
   readonly output: () => string;
   readonly errors: () => string;
+  /** The exit code (128 + n after signal n), once stdout is read to its end. */
   readonly exited: Promise<number>;
   alive(): boolean;
   /** The first match of `pattern` in stdout; rejects if the child exits first or after `ms`. */
   waitFor(pattern: RegExp, ms: number): Promise<RegExpMatchArray>;
   write(text: string): void;
-  /** SIGTERM to the group, SIGKILL after `graceMs`; resolves when the child has exited. */
+  /** SIGTERM to the group, SIGKILL after `graceMs`; resolves when the whole group is gone. */
   stop(graceMs?: number): Promise<number>;
 }
 
 const live = new Set<Child>();
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
+/** Every live process (not a zombie) in a process group, from /proc (Linux). */
+export function groupMembers(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // After the command name: state, ppid, pgrp.
+    const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(group) === pgid && state !== 'Z') pids.push(Number(name));
+  }
+  return pids;
+}
+
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
   } catch {
@@ -58,7 +79,8 @@ export function startChild(
     wake();
   });
   child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-    err += text;
+    // A child that floods stderr must not fill this process: its first MiB is enough to tell why.
+    if (err.length < 1 << 20) err += text;
   });
   child.stdin?.on('error', () => {});
   const exited = new Promise<number>((resolve) => {
@@ -69,7 +91,7 @@ export function startChild(
     });
     child.once('exit', (code, signal) => {
       alive = false;
-      resolve(code ?? (signal ? 128 : 1));
+      resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
     });
   });
   // stdout may still hold the last lines when 'exit' comes; 'close' is when it is all read.
@@ -111,13 +133,20 @@ export function startChild(
       child.stdin?.write(text);
     },
     async stop(graceMs = 3000) {
-      if (alive && child.pid !== undefined) {
-        killGroup(child.pid, 'SIGTERM');
-        const timer = setTimeout(() => killGroup(child.pid as number, 'SIGKILL'), graceMs);
+      const pid = child.pid;
+      if (pid === undefined) return exited;
+      if (alive) {
+        killGroup(pid, 'SIGTERM');
+        const timer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
         await exited;
         clearTimeout(timer);
       }
-      return exited;
+      // The leader's exit is not the group's: whatever it started goes too.
+      for (let i = 0; i < 50 && groupMembers(pid).length > 0; i++) {
+        killGroup(pid, i < 10 ? 'SIGTERM' : 'SIGKILL');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return handle.exited;
     },
   };
   if (child.pid !== undefined) live.add(handle);

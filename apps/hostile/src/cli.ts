@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { killAll } from './children.js';
+import { killAll } from '@comm/bench/children';
 import { selectScenarios } from './scenarios.js';
 import { allBackends, type BackendName } from './server.js';
 import { runSuite } from './suite.js';

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { groupMembers } from '@comm/bench/children';
 
 /** What Linux tells about a process through /proc: its memory, descriptors, CPU time and sockets. */
 
@@ -43,18 +44,6 @@ export const ticksPerSecond = 100;
 function processGroup(pid: number): number | null {
   const f = statFields(pid);
   return f ? Number(f[2]) : null;
-}
-
-/** Every live process (not a zombie) in a process group. */
-export function groupMembers(pgid: number): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    const f = statFields(pid);
-    if (f && Number(f[2]) === pgid && f[0] !== 'Z') pids.push(pid);
-  }
-  return pids;
 }
 
 /** The inodes of sockets listening on `port` (IPv4 and IPv6). */

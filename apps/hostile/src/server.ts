@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Child, startChild } from './children.js';
+import { type Child, startChild } from '@comm/bench/children';
 import { fdCount, hardFdLimit, listenerOf, rssKiB } from './proc.js';
 
 /** apps/hostile, from dist/ or src/. */
@@ -55,7 +55,7 @@ export async function startServer(backend: BackendName, fdLimit?: number): Promi
   const child = startChild(
     'bash',
     ['-c', 'ulimit -n "$0" && exec "$@"', String(limit), command as string, ...args],
-    repoRoot,
+    { cwd: repoRoot },
   );
   try {
     const match = await child.waitFor(/listening on \S+ port (\d+)/, 30_000);

@@ -1,5 +1,5 @@
-import { type Child, killGroup, startChild } from './children.js';
-import { cpuTicks, fdCount, groupMembers, isAlive, listeningInodes, rssKiB, ticksPerSecond } from './proc.js';
+import { type Child, groupMembers, killGroup, startChild } from '@comm/bench/children';
+import { cpuTicks, fdCount, isAlive, listeningInodes, rssKiB, ticksPerSecond } from './proc.js';
 import { limits, type Scenario } from './scenarios.js';
 import {
   type BackendName,
