@@ -3,7 +3,15 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join, resolve } from 'node:path';
 import { killAll, run } from './children.js';
-import { idle, type LoadResult, load, type Pinning, type Server, startServer } from './measure.js';
+import {
+  idle,
+  type LoadResult,
+  load,
+  type Pinning,
+  pinningFor,
+  type Server,
+  startServer,
+} from './measure.js';
 import {
   type Deviation,
   type IdleCell,
@@ -457,23 +465,6 @@ function source(): { commit: string | null; uncommittedPackages: boolean | null 
   } catch {
     return { commit: null, uncommittedPackages: null };
   }
-}
-
-function pinningFor(): Pinning {
-  let taskset = false;
-  try {
-    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
-    taskset = true;
-  } catch {
-    // no taskset (util-linux)
-  }
-  if (!taskset || os.cpus().length < 2) {
-    progress(
-      'not pinned: taskset or a second CPU is missing, so the load generator and the server share the CPUs',
-    );
-    return { server: null, loadgen: null };
-  }
-  return { server: 1, loadgen: 0 };
 }
 
 async function main(): Promise<void> {

@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
 import { type Child, startChild } from './children.js';
 import { nativeBinary } from './native.js';
 
@@ -31,7 +33,7 @@ export interface Pinning {
 }
 
 /** Runs `command` pinned to `cpu` with a raised open-file limit, as the process itself (exec). */
-function pinned(cpu: number | null, command: string, args: readonly string[]): [string, string[]] {
+export function pinned(cpu: number | null, command: string, args: readonly string[]): [string, string[]] {
   const script = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"';
   const tail = cpu === null ? [command, ...args] : ['taskset', '-c', String(cpu), command, ...args];
   return ['sh', ['-c', script, 'sh', ...tail]];
@@ -186,4 +188,22 @@ export async function idle(
     clearTimeout(timer);
     await child.stop(500);
   }
+}
+
+/** Servers on CPU 1, the load generator on CPU 0; unpinned (and said so) without taskset or a second CPU. */
+export function pinningFor(): Pinning {
+  let taskset = false;
+  try {
+    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
+    taskset = true;
+  } catch {
+    // no taskset (util-linux)
+  }
+  if (!taskset || os.cpus().length < 2) {
+    console.error(
+      'not pinned: taskset or a second CPU is missing, so the load generator and the server share the CPUs',
+    );
+    return { server: null, loadgen: null };
+  }
+  return { server: 1, loadgen: 0 };
 }

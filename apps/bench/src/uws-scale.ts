@@ -2,16 +2,20 @@
 // (bare/uws.js) and on @comm/uws's talk server, each in its own Node child with a raised fd limit.
 // The client is the C load generator in idle mode (--ws): it opens N connections, at most 256
 // under way at a time, each sends one line and reads its reply; the time until every connection
-// has its reply is the set-up time. Rounds alternate bare and @comm so that a busy machine
-// weighs on both alike.
+// has its reply is the set-up time. As in `pnpm bench`, the servers run on CPU 1 and the load
+// generator on CPU 0 (where taskset and two CPUs are there). Rounds alternate bare and @comm so
+// that a busy machine weighs on both alike.
 //
 //   node apps/bench/dist/uws-scale.js [--connections 10000] [--rounds 3]
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeStreamAndTalk } from '@comm/talk/talk';
 import { type Child, startChild } from './children.js';
+import { pinned, pinningFor } from './measure.js';
 import { benchDir, nativeBinary } from './native.js';
 
 const self = fileURLToPath(import.meta.url);
+const pinning = pinningFor();
 
 /** The child's @comm/uws server: the seed's talk (make-stream-and-talk, which asks each peer's port). */
 async function serveComm(): Promise<void> {
@@ -22,20 +26,7 @@ async function serveComm(): Promise<void> {
     backlog: 512,
     wait: true,
     error: false,
-    function: (handle) => {
-      const stream = new api.SocketStream({ socket: handle, direction: 'io' });
-      const [, port] = api.socketStreamPeerAddress(stream);
-      api.processRunFunction(`talk ${port}`, async () => {
-        try {
-          for (let line = await stream.readLine(); line !== null; line = await stream.readLine()) {
-            await stream.writeLine(`You sent: '${line}'`);
-            stream.forceOutput();
-          }
-        } finally {
-          await stream.close();
-        }
-      });
-    },
+    function: makeStreamAndTalk(api as unknown as Parameters<typeof makeStreamAndTalk>[0]),
   });
   if (!server) throw condition;
   console.log(`@comm/uws listening on 127.0.0.1 port ${server.socket?.local.port}`);
@@ -51,16 +42,17 @@ function option(name: string, fallback: number): number {
 
 /** A Node child under bash, its fd limit raised to the hard limit (N connections need N fds). */
 function nodeChild(script: string, ...args: string[]): Child {
-  const quoted = [process.execPath, script, ...args].map((a) => `'${a}'`).join(' ');
-  return startChild('bash', ['-c', `ulimit -n "$(ulimit -Hn)" && exec ${quoted}`]);
+  return startChild(...pinned(pinning.server, process.execPath, [script, ...args]));
 }
 
 async function setUpSeconds(server: Child, connections: number): Promise<number> {
   const [, port] = await server.waitFor(/port (\d+)/, 30_000);
-  const loadgen = startChild('bash', [
-    '-c',
-    `ulimit -n "$(ulimit -Hn)" && exec '${nativeBinary('loadgen')}' --port ${port} --mode idle --ws --conns ${connections} --seconds 0.2 --timeout 600`,
-  ]);
+  const loadgen = startChild(
+    ...pinned(pinning.loadgen, nativeBinary('loadgen'), [
+      ...['--port', port as string, '--mode', 'idle', '--ws', '--conns', String(connections)],
+      ...['--seconds', '0.2', '--timeout', '600'],
+    ]),
+  );
   try {
     const [line] = await loadgen.waitFor(/\{"event":"established".*\}/, 620_000);
     const { established, seconds } = JSON.parse(line) as { established: number; seconds: number };

@@ -31,24 +31,15 @@ export function makeStreamAndTalk(api: TalkApi, failed: SessionFailed = reportSe
   return (handle: SocketHandle): void => {
     const stream = new api.SocketStream({ socket: handle, direction: 'io' });
     const [address, port] = api.socketStreamPeerAddress(stream);
-    // A peer that reset before it was accepted has no address (R18a).
-    const peer = address === null ? 'an unknown peer' : `${api.ipAddressString(address)} port ${port}`;
-    api.processRunFunction(`talk ${port}`, talkSession, stream, peer, failed);
+    api.processRunFunction(`talk ${port}`, () =>
+      talkOnStream(stream).catch((error: unknown) => {
+        // A peer that reset before it was accepted has no address (R18a).
+        failed(address === null ? 'an unknown peer' : `${api.ipAddressString(address)} port ${port}`, error);
+        // talkOnStream closed it, unless closing was what failed: then drop what is left.
+        return stream.close({ abort: true }).catch(() => {});
+      }),
+    );
   };
-}
-
-async function talkSession(
-  stream: InstanceType<TalkApi['SocketStream']>,
-  peer: string,
-  failed: SessionFailed,
-): Promise<void> {
-  try {
-    await talkOnStream(stream);
-  } catch (error) {
-    failed(peer, error);
-    // talkOnStream closed it, unless closing was what failed: then drop what is left.
-    await stream.close({ abort: true }).catch(() => {});
-  }
 }
 
 /** The seed's `talk-on-stream`: echo each line with a message until the client closes. */

@@ -14,7 +14,7 @@ import {
 } from '@comm/core';
 import type { CaseContext } from '../suite.js';
 import { defineCase, freePort, within } from '../suite.js';
-import { gate } from './helpers.js';
+import { connectAndReset, gate } from './helpers.js';
 
 // ---- R14: repeated accept failures reopen the listening socket; failures back off ----
 
@@ -119,6 +119,32 @@ async function assertServed(t: CaseContext, port: number, what: string): Promise
   assert.equal(await within(client.readLine(), 5000, `${what}: the reply`), 'served', what);
 }
 
+/** After each of the first `failures` accept calls the next came later by at least the policy's backoff. */
+function assertBackoffGrows(inj: Injector, failures: number): void {
+  const { firstBackoffMs, maxBackoffMs } = acceptFailurePolicy;
+  const times = inj.accepts.map((c) => c.at);
+  // Timers never fire early (by more than rounding), so these lower bounds hold however busy the machine is.
+  for (let k = 1; k <= failures; k++) {
+    const gap = (times[k] as number) - (times[k - 1] as number);
+    const backoff = Math.min(firstBackoffMs * 2 ** (k - 1), maxBackoffMs);
+    assert.ok(
+      gap >= backoff - 2,
+      `wait after failure ${k}: ${gap.toFixed(1)} ms, expected at least ${backoff} ms`,
+    );
+  }
+}
+
+/** Over about a second of failing accepts, the server tried again, but only a few times. */
+async function assertNoBusyLoop(t: CaseContext, inj: Injector): Promise<void> {
+  await t.sleep(1000);
+  const start = inj.accepts[0]?.at as number;
+  const inFirst100 = inj.accepts.filter((c) => c.at - start < 100).length;
+  const count = inj.accepts.length;
+  assert.ok(count >= 2, `the server kept trying to accept (${count} calls)`);
+  assert.ok(inFirst100 <= 6, `${inFirst100} accept calls within the first 100 ms: that is a busy loop`);
+  assert.ok(count <= 60, `${count} accept calls within about 1 s: that is a busy loop`);
+}
+
 async function checkReopen(t: CaseContext, service: number | null): Promise<void> {
   const { reopenAfter } = acceptFailurePolicy;
   const inj = injector(t.api.backend, { failures: reopenAfter });
@@ -201,21 +227,11 @@ defineCase(
   'R14.backoff-grows',
   'after each accept failure the server waits longer before the next accept',
   async (t) => {
-    const { reopenAfter, firstBackoffMs, maxBackoffMs } = acceptFailurePolicy;
-    const failures = reopenAfter - 1;
+    const failures = acceptFailurePolicy.reopenAfter - 1;
     const inj = injector(t.api.backend, { failures });
     const { announced } = await startInjected(t, inj, { service: 0 });
     await t.waitFor(() => inj.accepts.length > failures, 'the accept call after the failures');
-    const times = inj.accepts.map((c) => c.at);
-    // Timers never fire early (by more than rounding), so these lower bounds hold however busy the machine is.
-    for (let k = 1; k <= failures; k++) {
-      const gap = (times[k] as number) - (times[k - 1] as number);
-      const backoff = Math.min(firstBackoffMs * 2 ** (k - 1), maxBackoffMs);
-      assert.ok(
-        gap >= backoff - 2,
-        `wait after failure ${k}: ${gap.toFixed(1)} ms, expected at least ${backoff} ms`,
-      );
-    }
+    assertBackoffGrows(inj, failures);
     assert.equal(inj.listens.length, 1, 'no reopen below the threshold');
     await assertServed(t, announced[0]?.port as number, 'a client after the failures');
   },
@@ -227,13 +243,7 @@ defineCase(
   async (t) => {
     const inj = injector(t.api.backend, { failures: Number.POSITIVE_INFINITY });
     const { server } = await startInjected(t, inj, { service: 0 });
-    await t.sleep(1000);
-    const start = inj.accepts[0]?.at as number;
-    const inFirst100 = inj.accepts.filter((c) => c.at - start < 100).length;
-    const count = inj.accepts.length;
-    assert.ok(count >= 2, `the server kept trying to accept (${count} calls)`);
-    assert.ok(inFirst100 <= 6, `${inFirst100} accept calls within the first 100 ms: that is a busy loop`);
-    assert.ok(count <= 60, `${count} accept calls within about 1 s: that is a busy loop`);
+    await assertNoBusyLoop(t, inj);
     assert.ok(inj.listens.length <= 12, `${inj.listens.length} listen calls within about 1 s`);
     assert.equal(server.state, 'listening', 'the server goes on (reopening) while reopening works');
   },
@@ -297,21 +307,11 @@ defineCase(
   'R14a.resources-back-off',
   'exhausted resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) back off, longer each time, and never reopen the listening socket',
   async (t) => {
-    const { reopenAfter, firstBackoffMs, maxBackoffMs } = acceptFailurePolicy;
-    const failures = reopenAfter + 2;
+    const failures = acceptFailurePolicy.reopenAfter + 2;
     const inj = injector(t.api.backend, { failures, codes: RESOURCE_CODES });
     const { server, announced } = await startInjected(t, inj, { service: 0 });
     await t.waitFor(() => inj.accepts.length > failures, 'the accept call after the failures');
-    const times = inj.accepts.map((c) => c.at);
-    // Timers never fire early (by more than rounding), so these lower bounds hold however busy the machine is.
-    for (let k = 1; k <= failures; k++) {
-      const gap = (times[k] as number) - (times[k - 1] as number);
-      const backoff = Math.min(firstBackoffMs * 2 ** (k - 1), maxBackoffMs);
-      assert.ok(
-        gap >= backoff - 2,
-        `wait after failure ${k}: ${gap.toFixed(1)} ms, expected at least ${backoff} ms`,
-      );
-    }
+    assertBackoffGrows(inj, failures);
     assert.equal(inj.listens.length, 1, `no reopen after ${failures} exhausted-resource failures`);
     assert.equal(announced.length, 1, 'announce called once');
     const port = announced[0]?.port as number;
@@ -328,13 +328,7 @@ defineCase(
   async (t) => {
     const inj = injector(t.api.backend, { failures: Number.POSITIVE_INFINITY, codes: ['EMFILE'] });
     const { server, announced } = await startInjected(t, inj, { service: 0 });
-    await t.sleep(1000);
-    const start = inj.accepts[0]?.at as number;
-    const inFirst100 = inj.accepts.filter((c) => c.at - start < 100).length;
-    const count = inj.accepts.length;
-    assert.ok(count >= 2, `the server kept trying to accept (${count} calls)`);
-    assert.ok(inFirst100 <= 6, `${inFirst100} accept calls within the first 100 ms: that is a busy loop`);
-    assert.ok(count <= 60, `${count} accept calls within about 1 s: that is a busy loop`);
+    await assertNoBusyLoop(t, inj);
     assert.equal(inj.listens.length, 1, 'no reopen while resources are exhausted');
     assert.equal(server.state, 'listening');
     inj.failures = 0;
@@ -370,20 +364,7 @@ defineCase(
     assert.ok(listening, 'the server has its listening socket');
     const holder = await t.connect(port);
     await t.waitFor(() => calls === 1, 'the first call of function');
-    await Promise.all(
-      Array.from(
-        { length: 100 },
-        () =>
-          new Promise<void>((resolve) => {
-            const socket = net.connect({ host: '127.0.0.1', port }, () => {
-              if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
-              else socket.destroy();
-              resolve();
-            });
-            socket.on('error', () => resolve());
-          }),
-      ),
-    );
+    await connectAndReset(port, 100);
     // Let the resets reach the kernel's queue before the server accepts them.
     await t.sleep(100);
     busy.open();

@@ -6,6 +6,7 @@ import type * as Core from '@comm/core';
 import type { AnnounceFunction, Connection, ListeningSocket, ServerProcess, SocketStream } from '@comm/core';
 import { bindBackend } from '@comm/core';
 import { type CaseContext, defineCase } from '../suite.js';
+import { connectAndReset } from './helpers.js';
 
 // R3, R5-R8, R18: where a server listens, how services and addresses are named, and how
 // addresses are reported. Every connection goes to a loopback address: a server may listen on
@@ -924,21 +925,7 @@ defineCase(
         });
       },
     });
-    await Promise.all(
-      Array.from(
-        { length: 200 },
-        () =>
-          new Promise<void>((resolve) => {
-            const socket = net.connect({ host: '127.0.0.1', port }, () => {
-              // A reset (SO_LINGER 0) where this runtime's node:net can; a close where it cannot.
-              if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
-              else socket.destroy();
-              resolve();
-            });
-            socket.on('error', () => resolve());
-          }),
-      ),
-    );
+    await connectAndReset(port, 200);
     assert.ok(server.active, `the server is still active (state ${server.state})`);
     await t.waitFor(() => server.state === 'listening', 'the server listening');
     const client = await t.connect(port);

@@ -1,7 +1,9 @@
 /**
  * The helpers the case files share: promises a case settles by hand, a gate that holds a handler,
- * a server whose handlers' outcomes the case asserts on, and a stream over a handle.
+ * a server whose handlers' outcomes the case asserts on, a stream over a handle, and clients that
+ * connect and reset.
  */
+import * as net from 'node:net';
 import type { Connection, SocketStream, SocketStreamOptions, StartUpServerOptions } from '@comm/core';
 import type { CaseContext } from '../suite.js';
 import { within } from '../suite.js';
@@ -97,4 +99,23 @@ export function charReader(t: CaseContext) {
     }
     return chars;
   });
+}
+
+/** `n` clients that connect to 127.0.0.1:`port` and reset at once (a port scanner). */
+export function connectAndReset(port: number, n: number): Promise<unknown> {
+  return Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<void>((resolve) => {
+          const socket = net.connect({ host: '127.0.0.1', port }, () => {
+            // A reset (SO_LINGER 0) where this runtime's node:net can; a close where it cannot.
+            if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+            else socket.destroy();
+            resolve();
+          });
+          socket.on('error', () => resolve());
+        }),
+    ),
+  );
 }
