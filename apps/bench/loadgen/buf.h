@@ -1,6 +1,8 @@
-// A growable byte buffer, shared by the load generator and the reference server.
+// A growable byte buffer and a WebSocket frame parser, shared by the load generator and the
+// reference server.
 #ifndef COMM_BENCH_BUF_H
 #define COMM_BENCH_BUF_H
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,4 +44,36 @@ static void buf_free(buf_t *b) {
   b->p = NULL;
   b->len = b->cap = 0;
 }
+// One WebSocket frame at the start of `h` (`avail` bytes): sets its opcode and its payload,
+// unmasked in place. Returns the frame's whole size, or 0 while it is incomplete.
+static size_t ws_frame(unsigned char *h, size_t avail, int *op, unsigned char **payload, uint64_t *len) {
+  if (avail < 2) return 0;
+  uint64_t n = h[1] & 127;
+  size_t hl = 2;
+  if (n == 126) {
+    if (avail < 4) return 0;
+    n = ((uint64_t)h[2] << 8) | h[3];
+    hl = 4;
+  } else if (n == 127) {
+    if (avail < 10) return 0;
+    n = 0;
+    for (int i = 0; i < 8; i++) n = (n << 8) | h[2 + i];
+    hl = 10;
+  }
+  unsigned char mk[4] = {0, 0, 0, 0};
+  int masked = h[1] & 0x80;
+  if (masked) {
+    if (avail < hl + 4) return 0;
+    memcpy(mk, h + hl, 4);
+    hl += 4;
+  }
+  if (avail < hl + n) return 0;
+  *op = h[0] & 15;
+  *payload = h + hl;
+  *len = n;
+  if (masked)
+    for (uint64_t i = 0; i < n; i++) h[hl + i] ^= mk[i & 3];
+  return hl + (size_t)n;
+}
+
 #endif

@@ -338,33 +338,11 @@ static int take_replies(conn_t *c) {
 static int take_frames(conn_t *c) {
   size_t at = 0;
   for (;;) {
-    size_t avail = c->raw.len - at;
-    if (avail < 2) break;
-    unsigned char *h = (unsigned char *)c->raw.p + at;
-    int op = h[0] & 15;
-    int masked = h[1] & 0x80;
-    uint64_t len = h[1] & 127;
-    size_t hl = 2;
-    if (len == 126) {
-      if (avail < 4) break;
-      len = ((uint64_t)h[2] << 8) | h[3];
-      hl = 4;
-    } else if (len == 127) {
-      if (avail < 10) break;
-      len = 0;
-      for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
-      hl = 10;
-    }
-    unsigned char mk[4] = {0, 0, 0, 0};
-    if (masked) {
-      if (avail < hl + 4) break;
-      memcpy(mk, h + hl, 4);
-      hl += 4;
-    }
-    if (avail < hl + len) break;
-    unsigned char *payload = h + hl;
-    if (masked)
-      for (uint64_t i = 0; i < len; i++) payload[i] ^= mk[i & 3];
+    int op;
+    unsigned char *payload;
+    uint64_t len;
+    size_t size = ws_frame((unsigned char *)c->raw.p + at, c->raw.len - at, &op, &payload, &len);
+    if (size == 0) break;
     if (op == 0 || op == 1 || op == 2) {
       if (len == 0 && op != 0) { // an empty message is the server's FIN
         closed_by_peer++;
@@ -379,7 +357,7 @@ static int take_frames(conn_t *c) {
     } else if (op == 9) {
       emit(c, (const char *)payload, (size_t)len, 10); // pong; `ack N` needs nothing else here
     }
-    at += hl + (size_t)len;
+    at += size;
   }
   buf_consume(&c->raw, at);
   return 0;

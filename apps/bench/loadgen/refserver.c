@@ -135,36 +135,16 @@ static void on_ws(int fd) {
   int fin = 0, close_frame = 0;
   reply.len = 0;
   for (;;) {
-    size_t avail = c->in.len - at;
-    if (avail < 2) break;
-    unsigned char *h = (unsigned char *)c->in.p + at;
-    int op = h[0] & 15;
-    uint64_t len = h[1] & 127;
-    size_t hl = 2;
-    if (len == 126) {
-      if (avail < 4) break;
-      len = ((uint64_t)h[2] << 8) | h[3];
-      hl = 4;
-    } else if (len == 127) {
-      if (avail < 10) break;
-      len = 0;
-      for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
-      hl = 10;
-    }
-    unsigned char mk[4] = {0, 0, 0, 0};
-    if (h[1] & 0x80) {
-      if (avail < hl + 4) break;
-      memcpy(mk, h + hl, 4);
-      hl += 4;
-    }
-    if (avail < hl + len) break;
-    unsigned char *pl = h + hl;
-    for (uint64_t i = 0; i < len; i++) pl[i] ^= mk[i & 3];
+    int op;
+    unsigned char *pl;
+    uint64_t len;
+    size_t size = ws_frame((unsigned char *)c->in.p + at, c->in.len - at, &op, &pl, &len);
+    if (size == 0) break;
     if (op <= 2) {
       if (len == 0 && op != 0) fin = 1;
       else buf_add(&c->line, pl, (size_t)len);
     } else if (op == 8) close_frame = 1;
-    at += hl + (size_t)len;
+    at += size;
   }
   buf_consume(&c->in, at);
   answer_lines(&c->line);
