@@ -120,6 +120,11 @@ async function listenRows(port: number, what: string): Promise<ListenRow[]> {
   return rows;
 }
 
+/** How many sockets listen on `port` (several with SO_REUSEPORT, R20), as `ss -Hltn` shows them. */
+export async function listeningSockets(port: number): Promise<number> {
+  return (await listenRows(port, 'listeningSockets')).length;
+}
+
 /**
  * The backlog the kernel applies to the socket listening on `port` (sk_max_ack_backlog: the Send-Q
  * column of `ss -ltn`), after any clamping to net.core.somaxconn.

@@ -109,4 +109,11 @@ export interface Backend {
   /** Rejects with the runtime's error if the connection cannot be made. */
   connect(spec: ConnectSpec): Promise<Connection>;
   readonly deviations?: readonly Deviation[];
+  /**
+   * Set when the bytes a `Connection` reads are not the TCP stream's own (uWS carries them in
+   * WebSocket messages, after an HTTP upgrade the runtime parses itself), so a PROXY protocol
+   * header sent by a load balancer never reaches core: why, said to the user as a startup
+   * condition when a server asks for `proxyProtocol` (R21).
+   */
+  readonly proxyProtocolUnsupported?: string;
 }

@@ -1,6 +1,8 @@
 import { Ipv6Address } from './address.js';
+import type { ProxyVersion } from './proxy-header.js';
 import type { ListeningSocket, SocketHandle } from './sockets.js';
 import type { SocketStream } from './stream.js';
+import { LOOPBACK_SOURCES, type TrustedSources, trustedSources } from './trusted.js';
 
 /** Anything with `write(string)`: a Node stream, a Deno/Bun writer wrapper, an array collector. */
 export interface Writable {
@@ -28,6 +30,12 @@ interface CommonServerOptions {
   error?: boolean;
   ipv6?: Ipv6Mode;
   reuseport?: boolean;
+  /** R21: every connection begins with a PROXY protocol header of this version (`true`: either). */
+  proxyProtocol?: boolean | 'v1' | 'v2';
+  /** R21: who may send that header: addresses or CIDR blocks. Loopback only by default. */
+  trustedProxies?: readonly string[];
+  /** R21: seconds a connection has to send its header. 5 by default. */
+  proxyHeaderTimeout?: number;
   /** The built-in listener evaluates what clients send: it serves other addresses than loopback only with this. */
   allowRemoteListener?: boolean;
 }
@@ -61,6 +69,10 @@ export interface ServerOptions {
   readonly error: boolean;
   readonly ipv6: Ipv6Mode;
   readonly reuseport: boolean;
+  /** null: no PROXY protocol. */
+  readonly proxyProtocol: ProxyVersion | null;
+  readonly trustedProxies: TrustedSources;
+  readonly proxyHeaderTimeout: number;
   readonly allowRemoteListener: boolean;
 }
 
@@ -80,6 +92,9 @@ const known = new Set([
   'error',
   'ipv6',
   'reuseport',
+  'proxyProtocol',
+  'trustedProxies',
+  'proxyHeaderTimeout',
   'allowRemoteListener',
 ]);
 
@@ -216,6 +231,26 @@ export function normalizeServerOptions(input: unknown): ServerOptions {
   const ipv6 = o.ipv6 === undefined ? 'any' : o.ipv6;
   checkIpv6('startUpServer', ipv6);
 
+  const proxyProtocol = o.proxyProtocol ?? false;
+  if (proxyProtocol !== 'v1' && proxyProtocol !== 'v2' && typeof proxyProtocol !== 'boolean')
+    fail('proxyProtocol', "false, 'v1', 'v2' or true (either)", proxyProtocol);
+  const trusted = o.trustedProxies ?? LOOPBACK_SOURCES;
+  if (!Array.isArray(trusted) || trusted.some((entry) => typeof entry !== 'string'))
+    fail('trustedProxies', 'an array of addresses or CIDR blocks (strings)', trusted);
+  let trustedProxies: TrustedSources;
+  try {
+    trustedProxies = trustedSources(trusted as string[]);
+  } catch (error) {
+    throw new TypeError(`startUpServer: option ${(error as Error).message}`);
+  }
+  const proxyHeaderTimeout = o.proxyHeaderTimeout ?? 5;
+  if (
+    typeof proxyHeaderTimeout !== 'number' ||
+    !(proxyHeaderTimeout > 0) ||
+    !Number.isFinite(proxyHeaderTimeout)
+  )
+    fail('proxyHeaderTimeout', 'a positive number of seconds', proxyHeaderTimeout);
+
   if (o.processName !== undefined && (typeof o.processName !== 'string' || o.processName === ''))
     fail('processName', 'a non-empty string', o.processName);
 
@@ -238,6 +273,9 @@ export function normalizeServerOptions(input: unknown): ServerOptions {
     error: (o.error as boolean | undefined) ?? !wait,
     ipv6: ipv6 as Ipv6Mode,
     reuseport: (o.reuseport as boolean | undefined) ?? false,
+    proxyProtocol: proxyProtocol === false ? null : proxyProtocol === true ? 'any' : proxyProtocol,
+    trustedProxies,
+    proxyHeaderTimeout: proxyHeaderTimeout as number,
     allowRemoteListener: (o.allowRemoteListener as boolean | undefined) ?? false,
   };
 }

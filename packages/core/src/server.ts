@@ -9,8 +9,10 @@ import {
   type ServerOptions,
 } from './options.js';
 import { currentServer } from './process.js';
+import { readProxyHeader } from './proxy.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
 import { ListeningSocket, SocketHandle } from './sockets.js';
+import { PreparingListener } from './stage.js';
 import { SocketStream } from './stream.js';
 
 export type ServerState = 'starting' | 'listening' | 'terminated' | 'failed';
@@ -135,6 +137,11 @@ export class ServerProcess {
           { code: 'EACCES' },
         );
     }
+    if (o.proxyProtocol !== null && this.#backend.proxyProtocolUnsupported !== undefined)
+      throw new StartupCondition(
+        `the ${this.#backend.name} backend cannot read a PROXY protocol header: ${this.#backend.proxyProtocolUnsupported}`,
+        { code: 'ENOTSUP' },
+      );
     let first: unknown = null;
     // R8 'any': the first address that binds wins.
     for (const endpoint of endpoints) {
@@ -147,7 +154,7 @@ export class ServerProcess {
         reusePort: o.reuseport,
       };
       try {
-        const listener = await this.#backend.listen(spec);
+        const listener = this.#staged(await this.#backend.listen(spec));
         this.#spec = { ...spec, port: listener.local.port };
         return listener;
       } catch (error) {
@@ -155,6 +162,16 @@ export class ServerProcess {
       }
     }
     throw first;
+  }
+
+  /** R21: with the PROXY protocol, connections read their header before the accept loop sees them. */
+  #staged(listener: Listener): Listener {
+    const o = this.#options;
+    if (o.proxyProtocol === null) return listener;
+    return new PreparingListener(
+      listener,
+      readProxyHeader(o.proxyProtocol, o.trustedProxies, o.proxyHeaderTimeout * 1000),
+    );
   }
 
   #listening(listener: Listener): void {
@@ -252,7 +269,7 @@ export class ServerProcess {
     for (let attempt = 0; attempt < acceptFailurePolicy.reopenAttempts; attempt++) {
       if (this.#state !== 'listening') return false;
       try {
-        const listener = await this.#backend.listen(spec);
+        const listener = this.#staged(await this.#backend.listen(spec));
         if (this.#state !== 'listening') {
           await listener.close();
           return false;

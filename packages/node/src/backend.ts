@@ -196,11 +196,33 @@ export function connectNet(spec: ConnectSpec): Promise<Connection> {
   });
 }
 
+/** `reusePort` came with Node 23.1 and 22.12 (nodejs/node#55408); older lines ignore it without a word. */
+function reusePortMissing(): string | null {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  if (major > 22 || (major === 22 && minor >= 12)) return null;
+  return `reuseport needs Node 22.12 or later (SO_REUSEPORT through net's reusePort); this is Node ${process.versions.node}`;
+}
+
 /** `@comm/core`'s backend on `node:net`. */
 export const nodeBackend: Backend = {
   name: 'node',
 
+  get deviations() {
+    const missing = reusePortMissing();
+    return missing === null
+      ? []
+      : [
+          {
+            cases: ['R20.spreads-connections'],
+            reason: `${missing}, so a server asking for it does not start (R20.unsupported-is-a-condition)`,
+            upstream: 'https://github.com/nodejs/node/pull/55408',
+          },
+        ];
+  },
+
   listen(spec: ListenSpec): Promise<Listener> {
+    const missing = spec.reusePort ? reusePortMissing() : null;
+    if (missing !== null) return Promise.reject(Object.assign(new Error(missing), { code: 'ENOTSUP' }));
     return new Promise((resolve, reject) => {
       // allowHalfOpen: a client's FIN ends its input only; the handler may still reply (half-close).
       const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });

@@ -56,6 +56,10 @@ export function isNativeUws(uws: UwsModule): boolean {
   return typeof (uws as { getParts?: unknown }).getParts === 'function';
 }
 
+/** R21: what the PROXY protocol needs and uWS does not give; a server that asks for it does not start. */
+const PROXY_PROTOCOL_UNSUPPORTED =
+  "the connection's bytes reach this backend inside WebSocket messages, after an HTTP upgrade that uWS parses itself, so a load balancer's PROXY header never reaches core; uWebSockets.js v20.30 parses v2 headers itself (HttpResponse.getProxiedRemoteAddress) but gives no client port, no destination, no v1 (uWebSockets#1715) and no list of trusted sources, so a server asking for proxyProtocol does not start";
+
 /**
  * Where this backend cannot keep the contract. The suite reports these cases as deviations, with
  * the reason and where upstream says so.
@@ -84,6 +88,21 @@ export const uwsDeviations: readonly Deviation[] = [
     reason:
       'uSockets always clears IPV6_V6ONLY, so a uWS socket on :: takes IPv4 connections in the kernel; the backend turns them away at the WebSocket upgrade (HTTP 403), so they never reach `function`, but the TCP connection is not refused',
     upstream: 'https://github.com/uNetworking/uSockets/blob/master/src/bsd.c',
+  },
+  {
+    cases: [
+      'R21.v1-addresses',
+      'R21.v2-addresses',
+      'R21.local-and-unknown-are-real',
+      'R21.untrusted-closed',
+      'R21.malformed-closed',
+      'R21.header-timeout',
+      'R21.silent-holds-up-nobody',
+      'R21.split-header',
+      'R21.calls-stay-sequential',
+    ],
+    reason: PROXY_PROTOCOL_UNSUPPORTED,
+    upstream: 'https://github.com/uNetworking/uWebSockets/issues/1715',
   },
 ];
 
@@ -145,6 +164,7 @@ export function createUwsBackend(options: UwsBackendOptions = {}): Backend {
   return {
     name: 'uws',
     deviations: uwsDeviations,
+    proxyProtocolUnsupported: PROXY_PROTOCOL_UNSUPPORTED,
 
     async listen(spec: ListenSpec): Promise<Listener> {
       const module = await uws();

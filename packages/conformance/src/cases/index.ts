@@ -6,3 +6,4 @@ import './sockets.js';
 import './accept.js';
 import './streams.js';
 import './flow.js';
+import './scale-out.js';
