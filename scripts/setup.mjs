@@ -1,8 +1,10 @@
 // Gets a fresh clone ready with nothing but Node and npm: installs the workspace with the pinned
 // pnpm when node_modules is missing or older than the lockfile. With --test, also the system tools
 // the tests use: ss (iproute2) and python3 for the kernel checks, Debian's Chromium for the browser
-// test, a C compiler (gcc) for the benchmark's load generator (--bench: the compiler only);
-// installed with apt-get when this is root on Debian, else named so that a person can.
+// test, HAProxy and nginx with its stream module for the talk server's PROXY protocol tests (run as
+// ordinary processes on free ports with their own configs; a system nginx that the package starts
+// on port 80 is never used), a C compiler (gcc) for the benchmark's load generator (--bench: the
+// compiler only); installed with apt-get when this is root on Debian, else named so that a person can.
 import { execSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -30,6 +32,10 @@ if (forTest || process.argv.includes('--bench')) {
   if (forTest && !has('ss')) missing.push('iproute2');
   if (forTest && !has('python3')) missing.push('python3');
   if (forTest && !existsSync('/usr/bin/chromium')) missing.push('chromium');
+  if (forTest && !has('haproxy') && !existsSync('/usr/sbin/haproxy')) missing.push('haproxy');
+  if (forTest && !existsSync('/usr/sbin/nginx')) missing.push('nginx');
+  if (forTest && !existsSync('/usr/lib/nginx/modules/ngx_stream_module.so'))
+    missing.push('libnginx-mod-stream');
   if (!has('cc')) missing.push('gcc');
   if (missing.length > 0) {
     const isRoot = process.getuid?.() === 0;
@@ -42,7 +48,7 @@ if (forTest || process.argv.includes('--bench')) {
       });
     } else {
       console.error(
-        `${forTest ? 'The tests need' : 'pnpm bench needs'} ${missing.join(', ')} (Debian packages; Chromium at /usr/bin/chromium). Install them, e.g. sudo apt-get install -y ${missing.join(' ')}`,
+        `${forTest ? 'The tests need' : 'pnpm bench needs'} ${missing.join(', ')} (Debian packages; Chromium at /usr/bin/chromium, nginx at /usr/sbin/nginx, its stream module at /usr/lib/nginx/modules/ngx_stream_module.so). Install them, e.g. sudo apt-get install -y ${missing.join(' ')}`,
       );
       process.exit(1);
     }

@@ -1,23 +1,30 @@
-/** A small flag parser: `--name value`, `--flag`, `--no-flag`; unknown flags are an error that names them. */
+/**
+ * A small flag parser: `--name value` (or `--name=value`), `--flag`, `--no-flag`; unknown flags are
+ * an error that names them. A name in `values` takes one value (the last one given wins); a name
+ * in `lists` may be given any number of times, and collects its values in order.
+ */
 export function parseArgs(
   argv: readonly string[],
-  spec: { values: readonly string[]; flags: readonly string[] },
+  spec: { values: readonly string[]; flags: readonly string[]; lists?: readonly string[] },
   usage: string,
-): { values: Map<string, string>; flags: Map<string, boolean> } {
+): { values: Map<string, string>; flags: Map<string, boolean>; lists: Map<string, string[]> } {
   const values = new Map<string, string>();
   const flags = new Map<string, boolean>();
+  const lists = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [name, inline] = arg.startsWith('--') ? (arg.slice(2).split(/=(.*)/s) as [string, string?]) : [arg];
-    if (spec.values.includes(name)) {
+    const list = spec.lists?.includes(name) ?? false;
+    if (list || spec.values.includes(name)) {
       const value = inline ?? argv[++i];
       if (value === undefined) fail(`--${name} needs a value`, usage);
-      values.set(name, value);
+      if (list) lists.set(name, [...(lists.get(name) ?? []), value]);
+      else values.set(name, value);
     } else if (spec.flags.includes(name)) flags.set(name, true);
     else if (name.startsWith('no-') && spec.flags.includes(name.slice(3))) flags.set(name.slice(3), false);
     else fail(`unknown argument "${arg}"`, usage);
   }
-  return { values, flags };
+  return { values, flags, lists };
 }
 
 export function fail(message: string, usage?: string): never {

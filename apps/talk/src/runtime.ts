@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { currentRuntime, type Runtime, runtimeCommand } from '@comm/conformance/runtimes';
 
 /** The runtime each backend runs in. */
-const runtimeOf: Record<string, Runtime> = { node: 'node', bun: 'bun', deno: 'deno', uws: 'node' };
+export const runtimeOf: Record<string, Runtime> = { node: 'node', bun: 'bun', deno: 'deno', uws: 'node' };
 
 /**
  * Makes sure this script runs in the backend's runtime: when it does not, runs it again there,

@@ -1,21 +1,44 @@
+import { fileURLToPath } from 'node:url';
+import { type IpAddress, ipAddressString, type SocketHandle, trustedSources } from '@comm/core';
 import { fail, parseArgs, serviceArg } from './args.js';
-import { loadBackend } from './backends.js';
-import { inRuntimeOf, runtimeDescription } from './runtime.js';
+import { backendNames, loadBackend } from './backends.js';
+import { inRuntimeOf, runtimeDescription, runtimeOf } from './runtime.js';
 import { makeStreamAndTalk, reportSessionFailure } from './talk.js';
+import { runWorkers, watchSupervisor, withoutValue } from './workers.js';
 
 const usage = `usage: talk-server [--backend node|bun|deno|uws] [--service 10244] [--address ADDR] [--ipv6 any|both|true|false]
-                   [--backlog N] [--keepalive] [--no-nodelay] [--announce] [--verbose]
+                   [--backlog N] [--keepalive] [--no-nodelay] [--announce] [--verbose] [--log-sessions]
+                   [--reuseport] [--workers N]
+                   [--proxy-protocol v1|v2|any] [--trusted-proxy ADDR[/PREFIX]]... [--proxy-timeout SECONDS]
 Serves the seed's talk protocol until SIGINT or SIGTERM. --service 0 takes any free port.
-A session that fails is one line on stderr (the peer and the cause); --verbose adds its stack.`;
+A session that fails is one line on stderr (the peer and the cause); --verbose adds its stack.
+--log-sessions prints "session from ADDRESS port PORT" for each connection, before its session.
+--reuseport sets SO_REUSEPORT (Node needs 22.12 or later); --workers N runs N such servers, each
+its own process in the backend's runtime, on one port, restarting any that dies.
+--proxy-protocol: every connection begins with a PROXY protocol header (v1, v2 or any) from a
+trusted proxy (--trusted-proxy, repeatable; loopback by default) within --proxy-timeout seconds (5).`;
 
-const { values, flags } = parseArgs(
+const { values, flags, lists } = parseArgs(
   process.argv.slice(2),
   {
-    values: ['backend', 'service', 'address', 'ipv6', 'backlog'],
-    flags: ['keepalive', 'nodelay', 'announce', 'verbose'],
+    values: [
+      'backend',
+      'service',
+      'address',
+      'ipv6',
+      'backlog',
+      'workers',
+      'proxy-protocol',
+      'proxy-timeout',
+    ],
+    flags: ['keepalive', 'nodelay', 'announce', 'verbose', 'reuseport', 'log-sessions'],
+    lists: ['trusted-proxy'],
   },
   usage,
 );
+const backendName = values.get('backend') ?? 'node';
+if (!(backendNames as readonly string[]).includes(backendName))
+  fail(`--backend must be one of ${backendNames.join(', ')}, not "${backendName}"`, usage);
 const ipv6Text = values.get('ipv6') ?? 'any';
 const ipv6 = ({ any: 'any', both: 'both', true: true, false: false } as const)[ipv6Text as 'any'];
 if (ipv6 === undefined) fail(`--ipv6 must be any, both, true or false, not "${ipv6Text}"`, usage);
@@ -24,27 +47,84 @@ const backlog = backlogText === undefined ? 5 : Number(backlogText);
 if (!Number.isInteger(backlog) || backlog <= 0)
   fail(`--backlog must be a positive integer, not "${backlogText}"`, usage);
 
-await inRuntimeOf(values.get('backend') ?? 'node', import.meta.url);
-const api = await loadBackend(values.get('backend') ?? 'node');
+const workersText = values.get('workers');
+const workers = workersText === undefined ? null : Number(workersText);
+if (workers !== null && (!/^\d+$/.test(workersText as string) || workers < 1 || workers > 1024))
+  fail(`--workers must be an integer from 1 to 1024, not "${workersText}"`, usage);
+
+const proxyText = values.get('proxy-protocol');
+const proxyProtocol =
+  proxyText === undefined ? false : ({ v1: 'v1', v2: 'v2', any: true } as const)[proxyText as 'v1'];
+if (proxyProtocol === undefined) fail(`--proxy-protocol must be v1, v2 or any, not "${proxyText}"`, usage);
+const trustedProxies = (lists.get('trusted-proxy') ?? []).flatMap((text) => text.split(','));
+for (const block of trustedProxies)
+  if (!isAddressOrBlock(block))
+    fail(`--trusted-proxy must be an IP address or a CIDR block (ADDRESS/PREFIX), not "${block}"`, usage);
+const timeoutText = values.get('proxy-timeout');
+const proxyHeaderTimeout = timeoutText === undefined ? undefined : Number(timeoutText);
+if (
+  proxyHeaderTimeout !== undefined &&
+  (timeoutText?.trim() === '' || !Number.isFinite(proxyHeaderTimeout) || proxyHeaderTimeout <= 0)
+)
+  fail(`--proxy-timeout must be a positive number of seconds, not "${timeoutText}"`, usage);
+if (proxyProtocol === false && (trustedProxies.length > 0 || timeoutText !== undefined))
+  fail(`--${timeoutText === undefined ? 'trusted-proxy' : 'proxy-timeout'} needs --proxy-protocol`, usage);
+
+if (workers !== null)
+  await runWorkers({
+    count: workers,
+    runtime: runtimeOf[backendName] ?? 'node',
+    script: fileURLToPath(import.meta.url),
+    args: withoutValue(process.argv.slice(2), 'workers'),
+  });
+
+await inRuntimeOf(backendName, import.meta.url);
+const api = await loadBackend(backendName);
 console.log(`talk server: backend ${api.backend.name}, runtime ${runtimeDescription()}`);
 // Installed before the server starts: a signal that comes right after the announce line still ends it cleanly.
 let stop: () => void = () => process.exit(0);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop());
-const [server, condition] = await api.startUpServer({
-  function: makeStreamAndTalk(api, reportSessionFailure(flags.get('verbose') ?? false)),
-  service: serviceArg(values.get('service') ?? '10244'),
-  address: values.get('address') ?? null,
-  ipv6,
-  backlog,
-  keepalive: flags.get('keepalive') ?? false,
-  nodelay: flags.get('nodelay') ?? true,
-  // The announce line is printed either way: scripts (the demo) read the port from it.
-  announce: flags.get('announce') === false ? null : true,
-  error: false,
-  wait: true,
-});
+// A worker of --workers ends when its supervisor has gone, however it went.
+watchSupervisor(() => stop());
+
+const talk = makeStreamAndTalk(api, reportSessionFailure(flags.get('verbose') ?? false));
+const logSessions = flags.get('log-sessions') ?? false;
+const [server, condition] = await (async () => {
+  try {
+    return await api.startUpServer({
+      function: logSessions
+        ? (handle: SocketHandle) => {
+            console.log(sessionLine(api.getSocketPeerAddress(handle)));
+            return talk(handle);
+          }
+        : talk,
+      service: serviceArg(values.get('service') ?? '10244'),
+      address: values.get('address') ?? null,
+      ipv6,
+      backlog,
+      keepalive: flags.get('keepalive') ?? false,
+      nodelay: flags.get('nodelay') ?? true,
+      // Only when asked: a core without SO_REUSEPORT support still serves everyone else.
+      ...(flags.get('reuseport') ? { reuseport: true } : {}),
+      ...(proxyProtocol === false
+        ? {}
+        : {
+            proxyProtocol,
+            ...(trustedProxies.length > 0 ? { trustedProxies } : {}),
+            ...(proxyHeaderTimeout === undefined ? {} : { proxyHeaderTimeout }),
+          }),
+      // The announce line is printed either way: scripts (the demo) read the port from it.
+      announce: flags.get('announce') === false ? null : true,
+      error: false,
+      wait: true,
+    });
+  } catch (error) {
+    // An option the core refuses at the call (a TypeError naming it): a usage error.
+    fail(`talk server: ${(error as Error).message}`);
+  }
+})();
 if (!server) {
-  console.error(`talk server: ${condition.message}`);
+  console.error(`talk server: ${condition.message.split('\n')[0]}`);
   process.exit(1);
 }
 stop = () => api.serverTerminate(server);
@@ -56,3 +136,19 @@ if (server.state === 'failed') {
 console.log(`${server.name} terminated`);
 // Sessions handed on to their own processes do not keep a terminated server's process alive.
 process.exit(0);
+
+/** `session from 127.0.0.2 port 40000`: the peer as getSocketPeerAddress gives it (the proxy's client, with --proxy-protocol). */
+function sessionLine([address, port]: readonly [IpAddress | string | null, number | null]): string {
+  if (address === null) return 'session from an unknown peer';
+  return `session from ${typeof address === 'string' ? address : ipAddressString(address)} port ${port}`;
+}
+
+/** An IPv4 or IPv6 address, or a CIDR block of either (`10.0.0.0/8`, `fd00::/8`), as core reads `trustedProxies`. */
+function isAddressOrBlock(text: string): boolean {
+  try {
+    trustedSources([text]);
+    return true;
+  } catch {
+    return false;
+  }
+}

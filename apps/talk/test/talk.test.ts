@@ -107,6 +107,37 @@ describe('the talk apps', () => {
     expect(badAddress.errors()).toContain('cannot resolve host name "no-such-host.invalid"');
   }, 30_000);
 
+  it('bad values of the scale-out and PROXY protocol flags are refused at the call (exit 2), naming flag and value', async () => {
+    const cases: [string[], string][] = [
+      [['--workers', '0'], '--workers must be an integer from 1 to 1024, not "0"'],
+      [['--workers', 'two'], '--workers must be an integer from 1 to 1024, not "two"'],
+      [['--proxy-protocol', 'v3'], '--proxy-protocol must be v1, v2 or any, not "v3"'],
+      [
+        ['--proxy-protocol', 'v1', '--trusted-proxy', '127.0.0.1', '--trusted-proxy', '10.0.0.0/33'],
+        '--trusted-proxy must be an IP address or a CIDR block (ADDRESS/PREFIX), not "10.0.0.0/33"',
+      ],
+      [
+        ['--proxy-protocol', 'any', '--trusted-proxy', 'proxy.example'],
+        '--trusted-proxy must be an IP address or a CIDR block (ADDRESS/PREFIX), not "proxy.example"',
+      ],
+      [
+        ['--proxy-protocol', 'v2', '--proxy-timeout', '-1'],
+        '--proxy-timeout must be a positive number of seconds, not "-1"',
+      ],
+      [['--trusted-proxy', '127.0.0.1'], '--trusted-proxy needs --proxy-protocol'],
+      [['--backend', 'java'], '--backend must be one of node, bun, deno, uws, not "java"'],
+      [['--trusted-proxy'], '--trusted-proxy needs a value'],
+    ];
+    await Promise.all(
+      cases.map(async ([args, message]) => {
+        const server = run('server.js', args);
+        expect(await server.exited).toBe(2);
+        expect(server.errors()).toContain(message);
+        expect(server.output()).toBe('');
+      }),
+    );
+  }, 30_000);
+
   it('the client exits 1 with a message when nothing listens', async () => {
     const probe = net.createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));

@@ -50,6 +50,7 @@ export {
   socketStreamAddress,
   socketStreamPeerAddress,
 } from './stream.js';
+export { LOOPBACK_SOURCES, type TrustedSources, trustedSources } from './trusted.js';
 
 /** The part of the public API that depends on the backend, bound to one. */
 export interface BoundApi {

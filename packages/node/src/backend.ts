@@ -199,8 +199,8 @@ export function connectNet(spec: ConnectSpec): Promise<Connection> {
 /** `reusePort` came with Node 23.1 and 22.12 (nodejs/node#55408); older lines ignore it without a word. */
 function reusePortMissing(): string | null {
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-  if (major > 22 || (major === 22 && minor >= 12)) return null;
-  return `reuseport needs Node 22.12 or later (SO_REUSEPORT through net's reusePort); this is Node ${process.versions.node}`;
+  if (major >= 24 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)) return null;
+  return `reuseport needs Node 22.12+, 23.1+ or 24+ (SO_REUSEPORT through net's reusePort); this is Node ${process.versions.node}`;
 }
 
 /** `@comm/core`'s backend on `node:net`. */
