@@ -2,15 +2,7 @@ import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 // The built scripts, run as a user runs them: real processes, real ports.
 import { type Child, scriptCommand, startChild } from '../dist/children.js';
-
-const transcript = [
-  'I said: "Hello self."',
-  `Self replied: "You sent: 'Hello self.'"`,
-  `I said: "Why don't you say something original?"`,
-  `Self replied: "You sent: 'Why don't you say something original?'"`,
-  'I said: "Talk to you later then.  Bye."',
-  `Self replied: "You sent: 'Talk to you later then.  Bye.'"`,
-];
+import { transcript } from './helpers.js';
 
 const children: Child[] = [];
 function run(script: string, args: string[]): Child {
