@@ -3,15 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join, resolve } from 'node:path';
 import { killAll, run } from './children.js';
-import {
-  idle,
-  type LoadResult,
-  load,
-  type Pinning,
-  pinningFor,
-  type Server,
-  startServer,
-} from './measure.js';
+import { idle, load, type Pinning, pinningFor, type Server, startServer, statOf } from './measure.js';
 import {
   type Deviation,
   type IdleCell,
@@ -21,6 +13,7 @@ import {
   medianStat,
   type Proof,
   type Report,
+  type ScalingCell,
   type Side,
   type Stat,
   type SubjectResult,
@@ -32,7 +25,8 @@ import {
   workloadSpecs,
 } from './model.js';
 import { benchDir, compilerVersion, nativeBinary, repoRoot } from './native.js';
-import { notes, rows, summaryRows, svg, table } from './report.js';
+import { notes, rows, scalingRows, summaryRows, svg, table } from './report.js';
+import { scalingCell } from './scaling.js';
 import { bareCommand, deviationsCommand, resolveSubjects, type Subject, talkCommand } from './subjects.js';
 
 const usage = `usage: pnpm bench [-- options]      (or: node apps/bench/dist/cli.js [options])
@@ -43,21 +37,30 @@ another CPU. Progress on stderr, the table on stdout, JSON and an SVG chart in t
 
   --backends LIST    node,bun,deno,uws (default). node is every Node line installed (node@20,
                      node@24, node@26); name one as node@24. uws runs on the system's Node.
-  --workloads LIST   rr,pipelined,1k,idle,connect (default: all)
+  --workloads LIST   rr,pipelined,1k,idle,scaling,connect (default: all)
                        rr         request/response: a line, its reply, the next line
                        pipelined  16 lines in flight per connection
                        1k         1 KiB lines, 16 in flight per connection
                        idle       RSS per idle connection, --idle connections each after one reply
+                       scaling    the talk server as 1 worker against 2 sharing a port with
+                                  reuseport (2 workers' throughput / 1 worker's), unpinned; the
+                                  kernel must show both listening and both must serve, else the
+                                  row is a fault and the bench exits 1. Only this row:
+                                  --workloads scaling
                        connect    connections per second: connect, a line, its reply, close
   --rounds N         rounds per workload, talk and bare alternating (default 3); figures are medians
   --seconds S        seconds per measured round (default 3)
   --warmup S         seconds of warm-up per server and workload before the rounds (default 1)
-  --connections N    concurrent connections (default 50)
+  --connections N    concurrent connections (default 50; the scaling row has its own)
   --idle N           idle connections (default 10000)
   --idle-timeout S   seconds the idle connections may take to open; a server slower than that is
                      measured on those it opened, and the table says so (default 120)
+  --scaling-load W   the load of the scaling row: rr, pipelined or 1k (default pipelined)
+  --scaling-connections N
+                     its concurrent connections, for the kernel to spread (default 256)
   --out DIR          results folder (default apps/bench/results)
-  --smoke            tiny everything (1 round of 0.3 s, 4 connections, 50 idle): checks that it runs
+  --smoke            tiny everything (1 round of 0.3 s, 4 connections, 50 idle, 32 for scaling):
+                     checks that it runs
   --help             this text`;
 
 interface Options {
@@ -69,6 +72,8 @@ interface Options {
   connections: number;
   idle: number;
   idleTimeout: number;
+  scalingLoad: ThroughputWorkload;
+  scalingConnections: number;
   out: string;
   smoke: boolean;
 }
@@ -103,6 +108,8 @@ function parseOptions(argv: readonly string[]): Options {
         '--connections',
         '--idle',
         '--idle-timeout',
+        '--scaling-load',
+        '--scaling-connections',
         '--out',
       ].includes(name)
     )
@@ -127,6 +134,9 @@ function parseOptions(argv: readonly string[]): Options {
   const workloads = list('workloads', workloadNames.join(','));
   for (const w of workloads)
     if (!(workloadNames as readonly string[]).includes(w)) fail(`unknown workload "${w}"`);
+  const scalingLoad = values.get('scaling-load') ?? 'pipelined';
+  if (!['rr', 'pipelined', '1k'].includes(scalingLoad))
+    fail(`--scaling-load must be rr, pipelined or 1k, not "${scalingLoad}"`);
   return {
     backends: list('backends', 'node,bun,deno,uws'),
     workloads: workloadNames.filter((w) => workloads.includes(w)),
@@ -136,6 +146,8 @@ function parseOptions(argv: readonly string[]): Options {
     connections: number('connections', smoke ? 4 : 50, true),
     idle: number('idle', smoke ? 50 : 10_000, true),
     idleTimeout: number('idle-timeout', smoke ? 30 : 120, false),
+    scalingLoad: scalingLoad as ThroughputWorkload,
+    scalingConnections: number('scaling-connections', smoke ? 32 : 256, true),
     out: resolve(values.get('out') ?? join(benchDir, 'results')),
     smoke,
   };
@@ -145,17 +157,6 @@ const started = Date.now();
 function progress(message: string): void {
   const s = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
   process.stderr.write(`[${s}s] ${message}\n`);
-}
-
-function stat(r: LoadResult): Stat {
-  return {
-    perSecond: r.perSecond,
-    p50Us: r.p50Us,
-    p99Us: r.p99Us,
-    loadgenBusy: r.wallSeconds > 0 ? r.cpuSeconds / r.wallSeconds : 0,
-    errors: r.errors,
-    wrongReplies: r.wrongReplies,
-  };
 }
 
 function describe(s: Stat | { error: string }, unit: string): string {
@@ -192,7 +193,7 @@ async function measureRound(
     );
     if (result.perSecond === 0 && result.errors > 0)
       return { error: `${result.errors} connection errors, no replies` };
-    return stat(result);
+    return statOf(result);
   } catch (error) {
     return { error: (error as Error).message };
   }
@@ -505,14 +506,27 @@ async function main(): Promise<void> {
   const order = [...options.workloads].sort((a, b) => (a === 'idle' ? -1 : b === 'idle' ? 1 : 0));
   const transports = [...new Set(subjects.map((s) => s.transport))];
   for (const workload of order) {
-    if (workload !== 'idle')
+    if (workload !== 'idle' && workload !== 'scaling')
       report.loadgen.reference[workload] = await measureReference(workload, transports, options, pinning);
     for (const [i, subject] of subjects.entries()) {
       const result = report.subjects[i] as SubjectResult;
       result.cells.push(
         workload === 'idle'
           ? await idleCell(subject, options, pinning)
-          : await throughputCell(subject, workload, options, pinning),
+          : workload === 'scaling'
+            ? await scalingCell(
+                subject,
+                {
+                  rounds: options.rounds,
+                  seconds: options.seconds,
+                  warmup: options.warmup,
+                  workload: options.scalingLoad,
+                  connections: options.scalingConnections,
+                },
+                result.deviations,
+                progress,
+              )
+            : await throughputCell(subject, workload, options, pinning),
       );
     }
   }
@@ -523,8 +537,15 @@ async function main(): Promise<void> {
   report.loadgen.proof = proofs(report);
   report.seconds = Math.round((Date.now() - started) / 100) / 10;
 
-  console.log(table(rows(report)));
-  console.log();
+  const scaling = scalingRows(report);
+  if (rows(report).length > 1) {
+    console.log(table(rows(report)));
+    console.log();
+  }
+  if (scaling.length > 1) {
+    console.log(table(scaling));
+    console.log();
+  }
   for (const line of notes(report)) console.log(line);
 
   mkdirSync(options.out, { recursive: true });
@@ -537,13 +558,25 @@ async function main(): Promise<void> {
   }
   writeFileSync(
     join(options.out, 'latest.md'),
-    `${table(summaryRows(report), true)}\n\n${table(rows(report), true)}\n\n${notes(report)
+    `${table(summaryRows(report), true)}\n\n${[rows(report), scaling]
+      .filter((r) => r.length > 1)
+      .map((r) => `${table(r, true)}\n\n`)
+      .join('')}${notes(report)
       .map((line) => `- ${line}`)
       .join('\n')}\n`,
   );
   progress(
     `done in ${report.seconds} s: ${join(options.out, `bench-${stamp}.json`)}, .svg (also latest.json, latest.svg, latest.md)`,
   );
+  const faults = report.subjects.flatMap((s) =>
+    s.cells
+      .filter((c): c is ScalingCell => c.kind === 'scaling' && c.fault !== null)
+      .map((c) => `${s.name}: ${c.fault}`),
+  );
+  if (faults.length) {
+    for (const f of faults) process.stderr.write(`FAULT in the scaling row: ${f}\n`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((error) => {

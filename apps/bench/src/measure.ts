@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { type Child, startChild } from './children.js';
+import type { Stat } from './model.js';
 import { nativeBinary } from './native.js';
 
 /** What the load generator prints at the end of a run. */
@@ -24,6 +25,18 @@ export interface LoadResult {
   established: number;
   cpuSeconds: number;
   wallSeconds: number;
+}
+
+/** The figures of one run that go into a report. */
+export function statOf(r: LoadResult): Stat {
+  return {
+    perSecond: r.perSecond,
+    p50Us: r.p50Us,
+    p99Us: r.p99Us,
+    loadgenBusy: r.wallSeconds > 0 ? r.cpuSeconds / r.wallSeconds : 0,
+    errors: r.errors,
+    wrongReplies: r.wrongReplies,
+  };
 }
 
 export interface Pinning {

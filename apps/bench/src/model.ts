@@ -1,8 +1,9 @@
 import type { IdleResult } from './measure.js';
 
-export const workloadNames = ['rr', 'pipelined', '1k', 'idle', 'connect'] as const;
+// scaling runs before connect, which leaves thousands of sockets in TIME_WAIT behind it.
+export const workloadNames = ['rr', 'pipelined', '1k', 'idle', 'scaling', 'connect'] as const;
 export type WorkloadName = (typeof workloadNames)[number];
-export type ThroughputWorkload = Exclude<WorkloadName, 'idle'>;
+export type ThroughputWorkload = Exclude<WorkloadName, 'idle' | 'scaling'>;
 
 /** What each workload asks of the load generator. */
 export const workloadSpecs: Record<
@@ -97,7 +98,63 @@ export interface IdleCell {
   targets: Target[];
 }
 
-export type Cell = ThroughputCell | IdleCell;
+/** A listening socket on a port, as the kernel has it (/proc/net/tcp), and the processes holding it. */
+export interface ListeningSocket {
+  inode: number;
+  pids: number[];
+}
+
+/** What one worker did in one round of the scaling row. */
+export interface WorkerShare {
+  pid: number;
+  /** Connections it accepted during the round (its own count, asked with SIGUSR2). */
+  accepted: number;
+  /** Its CPU time (all threads, /proc/PID/stat) over the round's wall time: 1 is one CPU. */
+  cpu: number;
+}
+
+export interface ScalingSide extends Side {
+  /** Per round (aligned with `rounds`), per worker; empty for a round that failed. */
+  shares: WorkerShare[][];
+  /**
+   * Per round: the CPU the rest of the machine used meanwhile (CPUs busy by /proc/stat less the
+   * workers' and the load generator's own time, over the wall time): other work on the machine
+   * that the round competed with. null for a round that failed.
+   */
+  others: (number | null)[];
+}
+
+/**
+ * The scaling row: the subject's talk server as 1 worker against 2 workers sharing one port with
+ * `reuseport: true`, in alternating rounds of the same load.
+ */
+export interface ScalingCell {
+  kind: 'scaling';
+  workload: 'scaling';
+  /** The load each round: a throughput workload's lines and depth, on this many connections. */
+  load: { workload: ThroughputWorkload; connections: number };
+  one: ScalingSide;
+  two: ScalingSide;
+  /** The listening sockets the kernel showed on each side's port once it was up. */
+  listeners: { one: ListeningSocket[] | null; two: ListeningSocket[] | null };
+  /** Connections each worker accepted over its whole life (what it said when stopped). */
+  acceptedTotal: { one: number[]; two: number[] };
+  ratio: {
+    /** median 2-worker throughput / median 1-worker throughput. */
+    throughput: number | null;
+    /** The lowest and highest of the rounds' own ratios (each round's 2 workers / its 1 worker). */
+    min: number | null;
+    max: number | null;
+    p99: number | null;
+  };
+  /** Why the subject has no scaling row, when its backend declares that reuseport is unavailable. */
+  unsupported: string | null;
+  /** What went wrong when the row must not be believed (one worker served everything, ...). */
+  fault: string | null;
+  targets: Target[];
+}
+
+export type Cell = ThroughputCell | IdleCell | ScalingCell;
 
 export interface Deviation {
   cases: readonly string[];

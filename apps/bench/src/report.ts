@@ -1,5 +1,5 @@
 import type { IdleResult } from './measure.js';
-import type { Cell, IdleSide, Report, Target } from './model.js';
+import type { IdleCell, IdleSide, Report, ScalingCell, Target, ThroughputCell } from './model.js';
 import { workloadSpecs } from './model.js';
 
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -13,6 +13,11 @@ function ms(us: number | undefined | null): string {
 function x(value: number | null): string {
   return value === null || !Number.isFinite(value) ? '-' : `${value.toFixed(2)}x`;
 }
+function pct(value: number | null | undefined): string {
+  return value === null || value === undefined || !Number.isFinite(value)
+    ? '-'
+    : `${Math.round(value * 100)}%`;
+}
 function kib(value: number | null): string {
   return value === null || !Number.isFinite(value) ? '-' : `${value.toFixed(1)} KiB`;
 }
@@ -21,7 +26,7 @@ function verdicts(targets: Target[]): string {
   return targets.map((t) => `${t.name}: ${t.met === null ? '?' : t.met ? 'yes' : 'NO'}`).join(', ');
 }
 
-/** One row per subject and workload. */
+/** One row per subject and workload (the scaling row has a table of its own: scalingRows). */
 export function rows(report: Report): string[][] {
   const header = [
     'subject',
@@ -40,12 +45,13 @@ export function rows(report: Report): string[][] {
       out.push([subject.name, '-', `error: ${subject.error}`, '', '', '', '', '', '']);
       continue;
     }
-    for (const cell of subject.cells) out.push([subject.name, ...cellColumns(cell)]);
+    for (const cell of subject.cells)
+      if (cell.kind !== 'scaling') out.push([subject.name, ...cellColumns(cell)]);
   }
   return out;
 }
 
-function cellColumns(cell: Cell): string[] {
+function cellColumns(cell: ThroughputCell | IdleCell): string[] {
   if (cell.kind === 'idle') {
     const side = (s: IdleSide) => {
       if (s.kibPerConnection === null)
@@ -84,6 +90,98 @@ function cellColumns(cell: Cell): string[] {
   ];
 }
 
+function middle(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** The CPU use of a side's workers (median over the rounds, per worker) as `97%` or `71% + 69%`. */
+function workerCpu(side: ScalingCell['one']): string {
+  const rounds = side.shares.filter((s) => s.length > 0);
+  const n = Math.max(0, ...rounds.map((s) => s.length));
+  if (n === 0) return '-';
+  return Array.from({ length: n }, (_, i) =>
+    pct(middle(rounds.flatMap((s) => (s[i] ? [s[i].cpu] : [])))),
+  ).join(' + ');
+}
+
+/** The ratio of a scaling cell, with the spread of its rounds' own ratios, or why there is none. */
+export function scalingRatio(cell: ScalingCell): string {
+  if (cell.fault !== null) return `FAULT: ${cell.fault}`;
+  if (cell.unsupported !== null) return `not available: ${cell.unsupported}`;
+  if (cell.ratio.throughput === null) return '-';
+  const spread =
+    cell.ratio.min === null || cell.ratio.max === null
+      ? ''
+      : ` (rounds ${cell.ratio.min.toFixed(2)}-${cell.ratio.max.toFixed(2)})`;
+  return `${x(cell.ratio.throughput)}${spread}`;
+}
+
+/**
+ * The scaling table: per subject, 1 worker and 2 workers sharing a port (reuseport), the ratio with
+ * the spread over rounds, the connections each of the 2 workers accepted in each round, and the CPU
+ * use of the workers, of the load generator, and of the rest of the machine.
+ */
+export function scalingRows(report: Report): string[][] {
+  const cells = report.subjects.flatMap((s) =>
+    s.cells.filter((c): c is ScalingCell => c.kind === 'scaling').map((c) => [s.name, c] as const),
+  );
+  const load = cells[0]?.[1].load;
+  const out = [
+    [
+      'subject',
+      `scaling${load ? ` (${load.workload}, ${int.format(load.connections)} conns, unpinned)` : ''}`,
+      '1 worker',
+      '2 workers',
+      '2w/1w',
+      'p99 1w',
+      'p99 2w',
+      'accepted by the 2 workers, per round',
+      'worker CPU 1w',
+      'worker CPU 2w',
+      'loadgen CPU 1w / 2w',
+      'rest of machine (max)',
+    ],
+  ];
+  for (const [name, cell] of cells) {
+    const unit = workloadSpecs[cell.load.workload].unit;
+    const side = (s: ScalingCell['one']) =>
+      s.median
+        ? `${rate(s.median.perSecond, unit)}${s.median.errors || s.median.wrongReplies ? ` (${s.median.errors} errors, ${s.median.wrongReplies} wrong replies)` : ''}`
+        : s.rounds.length
+          ? `error: ${(s.rounds.find((r) => 'error' in r) as { error?: string } | undefined)?.error ?? '?'}`
+          : '-';
+    const blocked = cell.fault !== null || cell.unsupported !== null;
+    out.push([
+      name,
+      `${cell.load.workload} x${cell.load.connections}`,
+      blocked ? '-' : side(cell.one),
+      blocked ? '-' : side(cell.two),
+      scalingRatio(cell),
+      blocked ? '-' : ms(cell.one.median?.perSecond ? cell.one.median.p99Us : null),
+      blocked ? '-' : ms(cell.two.median?.perSecond ? cell.two.median.p99Us : null),
+      cell.two.shares
+        .filter((s) => s.length > 0)
+        .map((s) => s.map((w) => int.format(w.accepted)).join('+'))
+        .join(', ') || '-',
+      workerCpu(cell.one),
+      workerCpu(cell.two),
+      `${pct(cell.one.median?.loadgenBusy)} / ${pct(cell.two.median?.loadgenBusy)}`,
+      pct(
+        [...cell.one.others, ...cell.two.others].reduce<number | null>(
+          (most, o) => (o === null ? most : Math.max(most ?? 0, o)),
+          null,
+        ),
+      ),
+    ]);
+  }
+  return out;
+}
+
 /** Columns padded to their widest cell. */
 export function table(rowsOf: string[][], markdown = false): string {
   if (markdown) {
@@ -106,8 +204,12 @@ export function table(rowsOf: string[][], markdown = false): string {
 export function notes(report: Report): string[] {
   const lines: string[] = [];
   const { commit, uncommittedPackages } = report.source;
+  const onlyScaling = report.subjects.every((s) => s.cells.every((c) => c.kind === 'scaling'));
+  const pinning = onlyScaling
+    ? 'nothing pinned (the scaling row)'
+    : `pinning ${report.loadgen.pinning.server === null ? 'none' : `server CPU ${report.loadgen.pinning.server}, loadgen CPU ${report.loadgen.pinning.loadgen}`}`;
   lines.push(
-    `measured: ${commit ? `commit ${commit.slice(0, 12)}` : 'no git commit'}${uncommittedPackages ? ' with uncommitted changes in packages/ or apps/talk' : ''}, ${report.date}, ${String(report.machine.cpu)} x ${String(report.machine.cores)}, pinning ${report.loadgen.pinning.server === null ? 'none' : `server CPU ${report.loadgen.pinning.server}, loadgen CPU ${report.loadgen.pinning.loadgen}`}`,
+    `measured: ${commit ? `commit ${commit.slice(0, 12)}` : 'no git commit'}${uncommittedPackages ? ' with uncommitted changes in packages/ or apps/talk' : ''}, ${report.date}, ${String(report.machine.cpu)} x ${String(report.machine.cores)}, ${pinning}`,
   );
   for (const p of report.loadgen.proof) {
     const unit = workloadSpecs[p.workload].unit;
@@ -122,6 +224,10 @@ export function notes(report: Report): string[] {
       `loadgen ${p.workload} (${p.transport}): reference server ${rate(p.reference, unit)}, fastest backend server ${p.fastest ? `${rate(p.fastest.perSecond, unit)} (${p.fastest.server}, loadgen ${busy}% busy)` : '-'}: ${verdict}`,
     );
   }
+  if (report.subjects.some((s) => s.cells.some((c) => c.kind === 'scaling')))
+    lines.push(
+      `scaling: nothing pinned, on either side (two workers and the load generator share the ${String(report.machine.cores)} CPUs); every worker has reuseport; worker CPU: its CPU time (all threads) over the round's wall time, median of the rounds, 100% is one CPU; loadgen CPU: the load generator's, likewise; rest of machine: the CPU everything else used meanwhile (/proc/stat), the most of any round`,
+    );
   for (const s of report.subjects) {
     if (s.deviations === null) lines.push(`${s.name} (${s.runtime}): declared deviations unknown`);
     else if (s.deviations.length === 0) lines.push(`${s.name} (${s.runtime}): no declared deviations`);
@@ -167,7 +273,7 @@ export function svg(report: Report): string {
     `<title>${xmlText(`@comm talk server / bare runtime per backend and workload, ${report.date.slice(0, 10)}`)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${left}" y="20" font-size="14" font-weight="bold">@comm talk server / bare runtime, per backend and workload</text>`,
-    `<text x="${left}" y="38">${xmlText(`${report.date.slice(0, 10)}, ${String(report.machine.cpu)}, ${String(report.machine.cores)} cores; throughput ratio (higher is better); idle: KiB per connection ratio (lower is better)`)}</text>`,
+    `<text x="${left}" y="38">${xmlText(`${report.date.slice(0, 10)}, ${String(report.machine.cpu)}, ${String(report.machine.cores)} cores; throughput ratio (higher is better); idle: KiB per connection ratio (lower is better); scaling: 2 workers / 1 worker`)}</text>`,
     `<text x="${left}" y="54">${xmlText('bars: green meets the throughput target (idle: both memory targets), red misses it, grey has none; dashed line: the target; bars past 3x are cut')}</text>`,
   );
   for (let t = 0; t <= maxY; t += 0.5) {
@@ -179,7 +285,7 @@ export function svg(report: Report): string {
   workloads.forEach((workload, wi) => {
     const x0 = left + wi * panelW + 10;
     parts.push(
-      `<text x="${x0 + (panelW - 20) / 2}" y="${top + plotH + 95}" text-anchor="middle" font-weight="bold">${xmlText(workload === 'idle' ? 'idle (memory)' : workload)}</text>`,
+      `<text x="${x0 + (panelW - 20) / 2}" y="${top + plotH + 95}" text-anchor="middle" font-weight="bold">${xmlText(workload === 'idle' ? 'idle (memory)' : workload === 'scaling' ? 'scaling (2w/1w)' : workload)}</text>`,
     );
     let targetValue: number | null = null;
     report.subjects.forEach((s, si) => {
@@ -244,6 +350,10 @@ export function summaryRows(report: Report): string[][] {
           : cell.targets.every((t) => t.met === true)
             ? ' (met)'
             : ' (**missed**)';
+      if (cell.kind === 'scaling')
+        return cell.ratio.throughput === null
+          ? scalingRatio(cell)
+          : `${x(cell.ratio.throughput)} with 2 workers`;
       if (cell.kind === 'idle') {
         const short = cell.comm.rounds.some((r) => !('error' in r) && r.established < r.connections);
         return `${kib(cell.comm.kibPerConnection)}${short ? '*' : ''}, ${x(cell.ratio)} bare${verdict}`;
