@@ -27,6 +27,42 @@ export interface ListenSpec {
   readonly backlog: number | null;
   /** false: binding a port another socket holds must fail with EADDRINUSE. true: SO_REUSEPORT. */
   readonly reusePort: boolean;
+  /**
+   * R22: every accepted connection speaks TLS as the server. `accept()` gives it as soon as TCP
+   * is connected; core then awaits its `handshake()` outside the sequential accept loop.
+   */
+  readonly tls?: TlsServerSpec | undefined;
+}
+
+/** A server's TLS material, as PEM text (core has read the files). */
+export interface TlsServerSpec {
+  readonly cert: string;
+  readonly key: string;
+  readonly passphrase?: string | undefined;
+  /** PEM of the authorities whose client certificates are accepted (with `requestCert`). */
+  readonly ca?: string | undefined;
+  /** Ask the client for a certificate, and refuse the handshake if it has none the `ca` signed. */
+  readonly requestCert: boolean;
+}
+
+/** A client's TLS: whom to trust and which name to ask for (SNI) and verify. */
+export interface TlsClientSpec {
+  /** PEM of the authorities to trust; undefined: the runtime's (system) roots. */
+  readonly ca?: string | undefined;
+  /** false turns verification off (certificate chain and host name). true by default in core. */
+  readonly verify: boolean;
+  /** Sent as SNI and verified against the certificate; undefined when connecting to an IP literal without one. */
+  readonly servername?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+}
+
+/** What a TLS connection tells once its handshake is done. */
+export interface TlsInfo {
+  /** The host name the client asked for (SNI), or null if it sent none (or the runtime cannot tell). */
+  readonly servername: string | null;
+  /** `TLSv1.3`, `TLSv1.2`, or null if the runtime cannot tell. */
+  readonly protocol: string | null;
 }
 
 /** A listening socket. */
@@ -73,7 +109,26 @@ export interface Connection {
   setNoDelay(on: boolean): void;
   /** Sets or clears SO_KEEPALIVE on the kernel's socket. */
   setKeepAlive(on: boolean): void;
+  /**
+   * TLS only (R22): resolves once the handshake is done, rejects with the runtime's TLS error
+   * (its `code` kept) if it fails. Core calls it once, with its own timeout, and destroys the
+   * connection if it fails or takes too long. Absent on a plain connection.
+   */
+  handshake?(): Promise<void>;
+  /** TLS only: what the handshake agreed, once `handshake()` resolved; null before. */
+  readonly tls?: TlsInfo | null;
+  /**
+   * STARTTLS (R22 `attachSsl`): a TLS connection over this connected plain one, whose
+   * `handshake()` core then awaits; core calls it only with no read or write pending. Where the
+   * runtime cannot upgrade this side, it throws an Error with code `ENOTSUP` whose message says
+   * why (and names the upstream issue); absent where it can upgrade neither.
+   */
+  startTls?(upgrade: StartTls): Connection;
 }
+
+export type StartTls =
+  | { readonly side: 'server'; readonly spec: TlsServerSpec }
+  | { readonly side: 'client'; readonly spec: TlsClientSpec };
 
 /** Where to connect. */
 export interface ConnectSpec {
@@ -83,6 +138,8 @@ export interface ConnectSpec {
   readonly family: 4 | 6;
   readonly localAddress?: string | undefined;
   readonly localPort?: number | undefined;
+  /** R22: connect with TLS. `connect()` resolves once TCP is connected; core awaits `handshake()`. */
+  readonly tls?: TlsClientSpec | undefined;
   /**
    * Aborted when the caller stops waiting (`openTcpStream`'s `timeout`): a runtime that can, gives
    * the attempt up then. Core closes a connection that completes after it anyway.

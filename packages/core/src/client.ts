@@ -1,4 +1,4 @@
-import { Ipv6Address } from './address.js';
+import { Ipv6Address, isIpv4Literal, isIpv6Literal } from './address.js';
 import type { Backend, Connection } from './backend.js';
 import { StartupCondition } from './conditions.js';
 import {
@@ -14,6 +14,12 @@ import {
 } from './options.js';
 import { resolveEndpoints, resolveService } from './resolve.js';
 import { SocketHandle } from './sockets.js';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  defaultSslClientContext,
+  handshakeWithin,
+  SslClientContext,
+} from './ssl.js';
 import { type Direction, type ElementType, SocketStream } from './stream.js';
 
 export interface OpenTcpStreamOptions {
@@ -30,9 +36,18 @@ export interface OpenTcpStreamOptions {
   ipv6?: Ipv6Mode;
   nodelay?: boolean;
   keepalive?: boolean;
+  /** R22: connect with TLS: a client context, or true for the default one (system roots, host name verified). */
+  sslCtx?: SslClientContext | boolean | null;
+  /** R22: the host name sent as SNI and verified; the hostspec when it is a name. */
+  tlsextHostName?: string | null;
+  /** R22: seconds the TLS handshake may take once connected (10). */
+  handshakeTimeout?: number | null;
 }
 
 const known = new Set([
+  'sslCtx',
+  'tlsextHostName',
+  'handshakeTimeout',
   'direction',
   'elementType',
   'errorp',
@@ -92,6 +107,33 @@ export function openTcpStream(
     throw new TypeError(
       `openTcpStream: option "timeout" must be a positive number of seconds or null, not ${describe(timeout)}`,
     );
+  const sslCtx = options.sslCtx === true ? defaultSslClientContext() : options.sslCtx ? options.sslCtx : null;
+  if (sslCtx !== null && !(sslCtx instanceof SslClientContext))
+    throw new TypeError(
+      `openTcpStream: option "sslCtx" must be a context from createSslClientContext, true or null, not ${describe(options.sslCtx)}`,
+    );
+  const tlsextHostName = options.tlsextHostName ?? null;
+  if (tlsextHostName !== null && (typeof tlsextHostName !== 'string' || tlsextHostName === ''))
+    throw new TypeError(
+      `openTcpStream: option "tlsextHostName" must be a host name or null, not ${describe(tlsextHostName)}`,
+    );
+  const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  if (!(typeof handshakeTimeout === 'number' && handshakeTimeout > 0 && Number.isFinite(handshakeTimeout)))
+    throw new TypeError(
+      `openTcpStream: option "handshakeTimeout" must be a positive number of seconds or null, not ${describe(handshakeTimeout)}`,
+    );
+  if (sslCtx === null && (options.tlsextHostName != null || options.handshakeTimeout != null))
+    throw new TypeError(
+      `openTcpStream: options "tlsextHostName" and "handshakeTimeout" are for TLS, and "sslCtx" is not given`,
+    );
+  // The name asked for and verified: the caller's, else the host's own name (an address has none).
+  const hostName =
+    typeof hostspec === 'string' && !isIpv4Literal(hostspec) && !isIpv6Literal(hostspec)
+      ? hostspec
+      : undefined;
+  const servername = tlsextHostName ?? hostName;
+  const tls = sslCtx === null ? undefined : { ...sslCtx.spec, servername };
+
   // Stream options are checked now too, by building the stream's option object before connecting.
   const streamOptions = {
     direction: options.direction ?? 'io',
@@ -125,11 +167,25 @@ export function openTcpStream(
           localAddress: local,
           localPort,
           signal: abandon.signal,
+          tls,
         });
         try {
           const connection = await Promise.race([pending, deadline.promise]);
           connection.setNoDelay(options.nodelay ?? true);
           if (options.keepalive) connection.setKeepAlive(true);
+          if (tls !== undefined) {
+            try {
+              await handshakeWithin(
+                connection.handshake?.() ?? Promise.resolve(),
+                handshakeTimeout,
+                `with ${endpoint.host} port ${port}`,
+              );
+            } catch (error) {
+              connection.destroy();
+              // A certificate that is not trusted is no reason to try the host's next address.
+              throw tlsCondition(endpoint.host, port, servername, error);
+            }
+          }
           return new SocketStream({ socket: new SocketHandle(connection), ...streamOptions });
         } catch (error) {
           // An attempt past the deadline is given up, and a connection that completes anyway is closed.
@@ -139,7 +195,7 @@ export function openTcpStream(
             () => {},
           );
           last = error;
-          if (error instanceof StartupCondition && error.code === 'ETIMEDOUT') break;
+          if (error instanceof StartupCondition && (error.code === 'ETIMEDOUT' || error.tls)) break;
         }
       }
     } finally {
@@ -149,6 +205,24 @@ export function openTcpStream(
   };
   const result = attempt();
   return options.errorp ? result : result.catch(() => null);
+}
+
+/** A failed handshake as a condition that names the host, the name verified and the runtime's reason. */
+function tlsCondition(
+  host: string,
+  port: number,
+  servername: string | undefined,
+  error: unknown,
+): StartupCondition {
+  const reason = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  const name = servername === undefined ? '' : ` (${servername})`;
+  const condition = new StartupCondition(`TLS with ${host} port ${port}${name} failed: ${reason}`, {
+    code: typeof code === 'string' ? code : 'ETLS',
+    cause: error,
+  });
+  condition.tls = true;
+  return condition;
 }
 
 /** Stands in for a socket while the stream options are validated. */

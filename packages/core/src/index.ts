@@ -43,6 +43,15 @@ export {
   SocketHandle,
 } from './sockets.js';
 export {
+  createSslClientContext,
+  createSslServerContext,
+  SslClientContext,
+  type SslClientContextOptions,
+  SslServerContext,
+  type SslServerContextOptions,
+} from './ssl.js';
+export { type AttachSslOptions, attachSsl } from './starttls.js';
+export {
   type Direction,
   type ElementType,
   SocketStream,

@@ -1,6 +1,7 @@
 import { Ipv6Address } from './address.js';
 import type { ProxyVersion } from './proxy-header.js';
 import type { ListeningSocket, SocketHandle } from './sockets.js';
+import type { SslServerContext } from './ssl.js';
 import type { SocketStream } from './stream.js';
 import { LOOPBACK_SOURCES, type TrustedSources, trustedSources } from './trusted.js';
 
@@ -36,6 +37,8 @@ interface CommonServerOptions {
   trustedProxies?: readonly string[];
   /** R21: seconds a connection has to send its header. 5 by default. */
   proxyHeaderTimeout?: number;
+  /** R22: serve TLS with this context (`createSslServerContext`); every connection's handshake is done before `function`. */
+  sslCtx?: SslServerContext | null;
   /** The built-in listener evaluates what clients send: it serves other addresses than loopback only with this. */
   allowRemoteListener?: boolean;
 }
@@ -73,6 +76,7 @@ export interface ServerOptions {
   readonly proxyProtocol: ProxyVersion | null;
   readonly trustedProxies: TrustedSources;
   readonly proxyHeaderTimeout: number;
+  readonly sslCtx: SslServerContext | null;
   readonly allowRemoteListener: boolean;
 }
 
@@ -95,6 +99,7 @@ const known = new Set([
   'proxyProtocol',
   'trustedProxies',
   'proxyHeaderTimeout',
+  'sslCtx',
   'allowRemoteListener',
 ]);
 
@@ -251,6 +256,18 @@ export function normalizeServerOptions(input: unknown): ServerOptions {
   )
     fail('proxyHeaderTimeout', 'a positive number of seconds', proxyHeaderTimeout);
 
+  // Recognised by shape: core's contexts are made by createSslServerContext, and this module
+  // imports nothing that reads files.
+  const sslCtx = o.sslCtx ?? null;
+  if (sslCtx !== null && (sslCtx as { side?: unknown }).side !== 'server')
+    fail(
+      'sslCtx',
+      (sslCtx as { side?: unknown }).side === 'client'
+        ? 'a server context (createSslServerContext), not a client context'
+        : 'a context from createSslServerContext, or null',
+      sslCtx,
+    );
+
   if (o.processName !== undefined && (typeof o.processName !== 'string' || o.processName === ''))
     fail('processName', 'a non-empty string', o.processName);
 
@@ -276,6 +293,7 @@ export function normalizeServerOptions(input: unknown): ServerOptions {
     proxyProtocol: proxyProtocol === false ? null : proxyProtocol === true ? 'any' : proxyProtocol,
     trustedProxies,
     proxyHeaderTimeout: proxyHeaderTimeout as number,
+    sslCtx: sslCtx as SslServerContext | null,
     allowRemoteListener: (o.allowRemoteListener as boolean | undefined) ?? false,
   };
 }

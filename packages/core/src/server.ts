@@ -12,7 +12,8 @@ import { currentServer } from './process.js';
 import { readProxyHeader } from './proxy.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
 import { ListeningSocket, SocketHandle } from './sockets.js';
-import { PreparingListener } from './stage.js';
+import { handshakeWithin } from './ssl.js';
+import { type Prepare, PreparingListener } from './stage.js';
 import { SocketStream } from './stream.js';
 
 export type ServerState = 'starting' | 'listening' | 'terminated' | 'failed';
@@ -142,6 +143,13 @@ export class ServerProcess {
         `the ${this.#backend.name} backend cannot read a PROXY protocol header: ${this.#backend.proxyProtocolUnsupported}`,
         { code: 'ENOTSUP' },
       );
+    // The header would come before the handshake, and the header's bytes after it (the start of
+    // the ClientHello) would have to be handed back to the runtime's TLS: not built yet.
+    if (o.proxyProtocol !== null && o.sslCtx !== null)
+      throw new StartupCondition(
+        'proxyProtocol together with sslCtx is not supported yet: terminate TLS at the load balancer, or pass TLS through without a PROXY header',
+        { code: 'ENOTSUP' },
+      );
     let first: unknown = null;
     // R8 'any': the first address that binds wins.
     for (const endpoint of endpoints) {
@@ -152,6 +160,7 @@ export class ServerProcess {
         ipv6Only: endpoint.family === 6 && o.ipv6 === true,
         backlog: o.backlog,
         reusePort: o.reuseport,
+        tls: o.sslCtx?.spec,
       };
       try {
         const listener = this.#staged(await this.#backend.listen(spec));
@@ -164,14 +173,41 @@ export class ServerProcess {
     throw first;
   }
 
-  /** R21: with the PROXY protocol, connections read their header before the accept loop sees them. */
+  /**
+   * R21, R22: with the PROXY protocol or TLS, connections read their header and finish their
+   * handshake (in that order) before the accept loop sees them, each within its own timeout.
+   */
   #staged(listener: Listener): Listener {
     const o = this.#options;
-    if (o.proxyProtocol === null) return listener;
-    return new PreparingListener(
-      listener,
-      readProxyHeader(o.proxyProtocol, o.trustedProxies, o.proxyHeaderTimeout * 1000),
-    );
+    const steps: Prepare[] = [];
+    if (o.proxyProtocol !== null)
+      steps.push(readProxyHeader(o.proxyProtocol, o.trustedProxies, o.proxyHeaderTimeout * 1000));
+    const ctx = o.sslCtx;
+    if (ctx !== null) {
+      steps.push(async (connection) => {
+        try {
+          await handshakeWithin(
+            connection.handshake?.() ?? Promise.resolve(),
+            ctx.handshakeTimeout,
+            'of a client',
+          );
+          return connection;
+        } catch {
+          // A failed or silent handshake costs that connection only.
+          connection.destroy();
+          return null;
+        }
+      });
+    }
+    if (steps.length === 0) return listener;
+    return new PreparingListener(listener, async (connection) => {
+      let current: Connection | null = connection;
+      for (const step of steps) {
+        current = await step(current);
+        if (current === null) return null;
+      }
+      return current;
+    });
   }
 
   #listening(listener: Listener): void {

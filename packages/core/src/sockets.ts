@@ -1,5 +1,5 @@
 import { fromSocketAddress, type Ipv6Address } from './address.js';
-import type { Connection, Listener, SocketAddress } from './backend.js';
+import type { Connection, Listener, SocketAddress, TlsInfo } from './backend.js';
 
 const encoder = new TextEncoder();
 
@@ -8,7 +8,7 @@ const encoder = new TextEncoder();
  * connection, and whether it was closed here, so that its addresses read `[null, null]` then.
  */
 export class SocketHandle implements Connection {
-  readonly #connection: Connection;
+  #connection: Connection;
   #closed = false;
 
   constructor(connection: Connection) {
@@ -21,6 +21,21 @@ export class SocketHandle implements Connection {
 
   get remote(): SocketAddress {
     return this.#connection.remote;
+  }
+
+  /** With TLS (R22), what the handshake agreed (the name the client asked for, the protocol); else null. */
+  get tls(): TlsInfo | null {
+    return this.#connection.tls ?? null;
+  }
+
+  /** @internal STARTTLS: the TLS connection over this one takes its place. */
+  upgrade(connection: Connection): void {
+    this.#connection = connection;
+  }
+
+  /** @internal the connection under the handle, for STARTTLS. */
+  get connection(): Connection {
+    return this.#connection;
   }
 
   /** True once `destroy()` was called, directly or by closing a stream on it. */

@@ -204,6 +204,11 @@ export class SocketStream {
       throw new Error('SocketStream: this stream has direction output and cannot be read');
   }
 
+  /** Bytes received and buffered that no read has taken yet. */
+  get unread(): number {
+    return this.#buffered;
+  }
+
   get #buffered(): number {
     return this.#in.length - this.#inStart;
   }
