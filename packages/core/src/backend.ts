@@ -43,6 +43,8 @@ export interface TlsServerSpec {
   readonly ca?: string | undefined;
   /** Ask the client for a certificate, and refuse the handshake if it has none the `ca` signed. */
   readonly requestCert: boolean;
+  /** The files the PEM text came from, for runtimes that take file names (uWS `SSLApp`). */
+  readonly files: { readonly cert: string; readonly key: string; readonly ca?: string | undefined };
 }
 
 /** A client's TLS: whom to trust and which name to ask for (SNI) and verify. */

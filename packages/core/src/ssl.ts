@@ -109,7 +109,14 @@ export function createSslServerContext(options: SslServerContextOptions): SslSer
       ? DEFAULT_HANDSHAKE_TIMEOUT
       : checkSeconds(where, 'handshakeTimeout', options.handshakeTimeout);
   return new SslServerContext(
-    { cert, key, passphrase: options.password, ca, requestCert: options.requestCert ?? false },
+    {
+      cert,
+      key,
+      passphrase: options.password,
+      ca,
+      requestCert: options.requestCert ?? false,
+      files: { cert: options.certFile, key: options.keyFile, ca: options.caFile },
+    },
     handshakeTimeout,
   );
 }
