@@ -1,4 +1,5 @@
-import { StartupCondition } from './conditions.js';
+import type { Connection } from './backend.js';
+import { errorCode, StartupCondition } from './conditions.js';
 import { describe } from './options.js';
 import { SocketHandle } from './sockets.js';
 import { handshakeWithin, SslClientContext, SslServerContext } from './ssl.js';
@@ -21,7 +22,7 @@ export interface AttachSslOptions {
  * text otherwise). Resolves once the handshake is done; rejects with a condition (and closes the
  * stream) if it fails, or where the runtime cannot upgrade this side (code `ENOTSUP`).
  */
-export async function attachSsl(stream: SocketStream, options: AttachSslOptions): Promise<void> {
+export function attachSsl(stream: SocketStream, options: AttachSslOptions): Promise<void> {
   const where = 'attachSsl';
   if (options === null || typeof options !== 'object')
     throw new TypeError(`${where}: options must be an object, not ${describe(options)}`);
@@ -30,11 +31,18 @@ export async function attachSsl(stream: SocketStream, options: AttachSslOptions)
     throw new TypeError(
       `${where}: option "sslCtx" must be a context from createSslServerContext or createSslClientContext, or true, not ${describe(options.sslCtx)}`,
     );
-  const side = ctx.side;
-  if (options.sslSide !== undefined && options.sslSide !== side)
+  if (options.sslSide !== undefined && options.sslSide !== ctx.side)
     throw new TypeError(
-      `${where}: option "sslSide" is '${options.sslSide}', but the context is a ${side} context`,
+      `${where}: option "sslSide" is '${options.sslSide}', but the context is a ${ctx.side} context`,
     );
+  const seconds = options.handshakeTimeout ?? (ctx instanceof SslServerContext ? ctx.handshakeTimeout : 10);
+  if (typeof seconds !== 'number' || !(seconds > 0) || !Number.isFinite(seconds))
+    throw new TypeError(
+      `${where}: option "handshakeTimeout" must be a positive number of seconds, not ${describe(seconds)}`,
+    );
+  const name = options.tlsextHostName;
+  if (name !== undefined && (typeof name !== 'string' || name === ''))
+    throw new TypeError(`${where}: option "tlsextHostName" must be a host name, not ${describe(name)}`);
   const handle = stream.socket;
   if (!(handle instanceof SocketHandle))
     throw new TypeError(`${where}: the stream's socket is not a handle @comm made`);
@@ -43,34 +51,42 @@ export async function attachSsl(stream: SocketStream, options: AttachSslOptions)
     throw new Error(
       `${where}: ${stream.unread} bytes are buffered unread: TLS must start where the protocol says, with nothing read ahead`,
     );
+  return upgrade(handle, ctx, seconds, name);
+}
+
+/** The asynchronous half of `attachSsl`: what fails here is a condition, and closes the stream. */
+async function upgrade(
+  handle: SocketHandle,
+  ctx: SslServerContext | SslClientContext,
+  seconds: number,
+  servername: string | undefined,
+): Promise<void> {
+  const where = 'attachSsl';
   const plain = handle.connection;
-  if (plain.startTls === undefined)
-    throw new StartupCondition(`${where}: this backend cannot start TLS on a connected socket`, {
-      code: 'ENOTSUP',
-    });
-  const seconds = options.handshakeTimeout ?? (ctx instanceof SslServerContext ? ctx.handshakeTimeout : 10);
-  let secure: typeof plain;
+  let secure: Connection;
   try {
+    if (plain.startTls === undefined)
+      throw Object.assign(new Error('this backend cannot start TLS on a connected socket'), {
+        code: 'ENOTSUP',
+      });
     secure =
       ctx instanceof SslServerContext
         ? plain.startTls({ side: 'server', spec: ctx.spec })
-        : plain.startTls({ side: 'client', spec: { ...ctx.spec, servername: options.tlsextHostName } });
+        : plain.startTls({ side: 'client', spec: { ...ctx.spec, servername } });
   } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code;
     throw new StartupCondition(`${where}: ${error instanceof Error ? error.message : String(error)}`, {
-      code: typeof code === 'string' ? code : 'ENOTSUP',
+      code: errorCode(error) ?? 'ENOTSUP',
       cause: error,
     });
   }
   handle.upgrade(secure);
   try {
-    await handshakeWithin(secure.handshake?.() ?? Promise.resolve(), seconds, `of attachSsl (${side})`);
+    await handshakeWithin(secure.handshake?.() ?? Promise.resolve(), seconds, `of attachSsl (${ctx.side})`);
   } catch (error) {
     handle.destroy();
-    const code = (error as { code?: unknown } | null)?.code;
     const condition = new StartupCondition(
-      `${where}: the TLS handshake as ${side} failed: ${error instanceof Error ? error.message : String(error)}`,
-      { code: typeof code === 'string' ? code : 'ETLS', cause: error },
+      `${where}: the TLS handshake as ${ctx.side} failed: ${error instanceof Error ? error.message : String(error)}`,
+      { code: errorCode(error) ?? 'ETLS', cause: error },
     );
     condition.tls = true;
     throw condition;

@@ -2,6 +2,8 @@ import { setImmediate } from 'node:timers';
 import type { Connection } from './backend.js';
 import { checkKnown, describe } from './options.js';
 import { type AddressAndPort, getSocketAddress, getSocketPeerAddress } from './sockets.js';
+import type { SslClientContext, SslServerContext } from './ssl.js';
+import { attachSsl } from './starttls.js';
 
 export type Direction = 'input' | 'output' | 'io';
 /** Lisp's element types; every stream is bivalent, so this records intent and nothing more. */
@@ -17,6 +19,12 @@ export interface SocketStreamOptions {
   writeTimeout?: number | null;
   /** The longest line `readLine` accepts, in bytes. */
   lineLimit?: number;
+  /** R22: start TLS on the connected socket at once (`attachSsl`); `handshake` settles when it is done. */
+  sslCtx?: SslServerContext | SslClientContext | true | null;
+  /** Must agree with `sslCtx`'s side when given. */
+  sslSide?: 'server' | 'client';
+  handshakeTimeout?: number;
+  tlsextHostName?: string;
 }
 
 /**
@@ -45,6 +53,10 @@ const knownOptions = new Set([
   'readTimeout',
   'writeTimeout',
   'lineLimit',
+  'sslCtx',
+  'sslSide',
+  'handshakeTimeout',
+  'tlsextHostName',
 ]);
 
 function checkSeconds(option: string, value: unknown): number | null {
@@ -191,7 +203,23 @@ export class SocketStream {
     this.readTimeout = checkSeconds('readTimeout', options.readTimeout);
     this.writeTimeout = checkSeconds('writeTimeout', options.writeTimeout);
     this.lineLimit = lineLimit;
+    if (options.sslCtx != null) {
+      const { sslCtx, sslSide, handshakeTimeout, tlsextHostName } = options;
+      this.handshake = attachSsl(this, { sslCtx, sslSide, handshakeTimeout, tlsextHostName });
+      // A failed handshake closes the stream, which its reads and writes then say; awaiting this is optional.
+      this.handshake.catch(() => {});
+    } else if (
+      options.sslSide !== undefined ||
+      options.handshakeTimeout !== undefined ||
+      options.tlsextHostName !== undefined
+    )
+      throw new TypeError(
+        'SocketStream: options "sslSide", "handshakeTimeout" and "tlsextHostName" are for TLS, and "sslCtx" is not given',
+      );
   }
+
+  /** Settles once a TLS handshake asked for by `sslCtx` is done (rejects if it failed); resolved without TLS. */
+  readonly handshake: Promise<void> = RESOLVED;
 
   get closed(): boolean {
     return this.#closed;
