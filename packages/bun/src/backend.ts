@@ -1,7 +1,25 @@
 import { Buffer } from 'node:buffer';
-import type { Backend, Connection, Deviation, Listener, ListenSpec, SocketAddress } from '@comm/core';
+import type {
+  Backend,
+  Connection,
+  Deviation,
+  Listener,
+  ListenSpec,
+  SocketAddress,
+  StartTls,
+  TlsClientSpec,
+  TlsInfo,
+  TlsServerSpec,
+} from '@comm/core';
 import { AcceptQueue, admitConnection, connectionClosed, ReadAhead, releaseConnection } from '@comm/core';
-import { connect, listen, type Socket, type SocketHandler, type TCPSocketListener } from 'bun';
+import {
+  connect,
+  listen,
+  type Socket,
+  type SocketHandler,
+  type TCPSocketListener,
+  type TLSOptions,
+} from 'bun';
 import { libc, setListenBacklog } from './libc.js';
 
 function addressOf(
@@ -43,27 +61,33 @@ class BunConnection implements Connection {
 
   /** Counted by `admitConnection` (a connection the server accepted), until it closes. */
   #admitted: boolean;
+  /** The read-ahead wants the socket paused. */
+  #paused: boolean;
 
-  constructor(socket: Socket<BunConnection>, admitted = false) {
+  /** `hold`: pause the socket now (a TLS socket must go on reading until its handshake is done). */
+  constructor(socket: Socket<BunConnection>, admitted = false, hold = true) {
     this.#socket = socket;
     this.#admitted = admitted;
+    this.#paused = hold;
     socket.data = this;
     this.local = addressOf(socket.localAddress, socket.localPort, socket.localFamily);
     this.remote = addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
     // uSockets gives accepted sockets a 120 s idle timeout; timeouts are the stream's business (R16).
     socket.timeout(0);
     // Nothing is read until someone asks: a connection waiting in the server's queue (R2) reads nothing.
-    socket.pause();
+    if (hold) socket.pause();
     this.#incoming = new ReadAhead(this);
   }
 
   /** @internal the read-ahead's source. */
   pause(): void {
+    this.#paused = true;
     if (!this.#closed) this.#socket.pause();
   }
 
   /** @internal the read-ahead's source. */
   resume(): void {
+    this.#paused = false;
     if (!this.#closed) this.#socket.resume();
   }
 
@@ -195,11 +219,229 @@ class BunConnection implements Connection {
   setKeepAlive(on: boolean): void {
     if (!this.#closed) this.#socket.setKeepAlive(on);
   }
+
+  /**
+   * STARTTLS with Bun's `upgradeTLS`, as either side (`isServer`: Bun 1.4 adopts the descriptor into
+   * a TLS socket of that role, oven-sh/bun#31155). This connection is spent afterwards: its socket is detached, and the
+   * raw socket Bun returns, which still gets the ciphertext, is cut off from it.
+   */
+  startTls(upgrade: StartTls): Connection {
+    if (this.#closed || this.#shut) throw this.#error ?? connectionClosed();
+    const server = upgrade.side === 'server';
+    const verdict = server ? serverVerdict(upgrade.spec.requestCert) : clientVerdict(upgrade.spec.verify);
+    const servername = server ? undefined : (upgrade.spec.servername ?? null);
+    const admitted = this.#admitted;
+    let secure: BunTlsConnection | null = null;
+    let pair: [Socket<BunConnection | undefined>, Socket<BunConnection>];
+    try {
+      // The socket may be paused (no read pending); the handshake must read. No event comes between.
+      this.#socket.resume();
+      pair = this.#socket.upgradeTLS<BunConnection>({
+        isServer: server,
+        tls: server ? serverTlsOptions(upgrade.spec) : clientTlsOptions(upgrade.spec),
+        // Bun runs `open` before upgradeTLS returns.
+        socket: handlers((socket) => {
+          secure ??= new BunTlsConnection(socket, admitted, verdict, servername);
+        }, true),
+      });
+    } catch (error) {
+      if (this.#paused) this.#socket.pause();
+      if (!server) throw error;
+      // Earlier Bun refused to upgrade a socket its listener accepted.
+      throw Object.assign(
+        new Error(
+          `Bun cannot start TLS as the server on an accepted socket (oven-sh/bun#25044): ${(error as Error).message}`,
+        ),
+        { code: 'ENOTSUP', cause: error },
+      );
+    }
+    const [raw, tls] = pair;
+    // The raw socket's events (ciphertext, its close) belong to the TLS socket now, not to us.
+    raw.data = undefined;
+    this.#closed = true;
+    // The descriptor stays counted, by the TLS connection now.
+    this.#admitted = false;
+    secure ??= new BunTlsConnection(tls, admitted, verdict, servername);
+    // Bytes that reached us after the last read are the peer's first TLS bytes (it did not wait for
+    // the protocol's go-ahead): the TLS socket never gets them, so its handshake fails now rather
+    // than at its timeout.
+    const leftover = this.#incoming.read();
+    this.#incoming.end();
+    const upgraded = secure;
+    void leftover.then((chunk) => {
+      if (chunk !== null)
+        upgraded.settleHandshake(
+          Object.assign(
+            new Error(
+              `${chunk.length} bytes arrived on the plain connection after its last read and before TLS started: the peer did not wait for the go-ahead`,
+            ),
+            { code: 'EPROTO' },
+          ),
+        );
+    });
+    return upgraded;
+  }
+}
+
+/** Decides a TLS handshake from Bun's `handshake` event: the error it fails with, or null. */
+type Verdict = (socket: Socket<BunConnection>, success: boolean, error: Error | null) => Error | null;
+
+const tlsFailed = (): Error => Object.assign(new Error('the TLS handshake failed'), { code: 'EPROTO' });
+
+/**
+ * A server's: Bun reports a client without a certificate as an authorization error on every server;
+ * it is a failure only when the server asked for one (Bun has closed the connection then).
+ */
+function serverVerdict(requestCert: boolean): Verdict {
+  return requestCert
+    ? (_, success, error) => (success && error === null ? null : (error ?? tlsFailed()))
+    : (_, success, error) => (success ? null : (error ?? tlsFailed()));
+}
+
+/**
+ * A client's: verifying, any certificate problem fails it (Bun has closed the connection). Not
+ * verifying, Bun still says `success: false` for a name that does not match, yet goes on: what
+ * fails then is a handshake that agreed no cipher (the peer reset, or spoke no TLS).
+ */
+function clientVerdict(verify: boolean): Verdict {
+  return verify
+    ? (_, success, error) => (success && error === null ? null : (error ?? tlsFailed()))
+    : (socket, success, error) => (success || socket.getCipher() !== null ? null : (error ?? tlsFailed()));
+}
+
+function serverTlsOptions(spec: TlsServerSpec): TLSOptions {
+  return {
+    cert: spec.cert,
+    key: spec.key,
+    ...(spec.passphrase !== undefined ? { passphrase: spec.passphrase } : {}),
+    ...(spec.ca !== undefined ? { ca: spec.ca } : {}),
+    requestCert: spec.requestCert,
+    // With requestCert, Bun closes a connection whose client has no certificate the `ca` signed.
+    rejectUnauthorized: spec.requestCert,
+  };
+}
+
+function clientTlsOptions(spec: TlsClientSpec): TLSOptions {
+  return {
+    // Without `ca`, Bun trusts its bundled roots (Mozilla's, as Node's).
+    ...(spec.ca !== undefined ? { ca: spec.ca } : {}),
+    // Bun checks the chain and the name natively: `serverName`, else the address connected to,
+    // against the certificate's IP addresses. Without `serverName` Bun would also send that address
+    // as SNI, which RFC 6066 forbids; an empty one sends none and still verifies the address.
+    rejectUnauthorized: spec.verify,
+    serverName: spec.servername ?? '',
+    ...(spec.cert !== undefined ? { cert: spec.cert } : {}),
+    ...(spec.key !== undefined ? { key: spec.key } : {}),
+  };
+}
+
+/**
+ * A connection over Bun's TLS socket (R22). `open` comes once TCP is connected and `handshake` when
+ * the TLS handshake ended, so the connection is handed on at `open` and `handshake()` settles at
+ * the `handshake` event. The socket keeps reading until then (the handshake needs it), and pauses
+ * afterwards if no read is pending; reads, writes and backpressure are the plain connection's.
+ * `end()` is Bun's `shutdown()`, which sends close_notify and then FIN.
+ */
+class BunTlsConnection extends BunConnection {
+  readonly #socket: Socket<BunConnection>;
+  readonly #verdict: Verdict;
+  /** The name a client asked for; undefined on a server, which reads the name its client sent. */
+  readonly #servername: string | null | undefined;
+  readonly #handshake: Promise<void>;
+  #settle: ((error: Error | null) => void) | null;
+  #info: TlsInfo | null = null;
+  /** The read-ahead wants the socket paused (it does before the first read); applied after the handshake. */
+  #held = true;
+
+  constructor(
+    socket: Socket<BunConnection>,
+    admitted: boolean,
+    verdict: Verdict,
+    servername: string | null | undefined,
+  ) {
+    super(socket, admitted, false);
+    this.#socket = socket;
+    this.#verdict = verdict;
+    this.#servername = servername;
+    let settle: (error: Error | null) => void = () => {};
+    this.#handshake = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error === null ? resolve() : reject(error));
+    });
+    this.#settle = settle;
+    // A connection destroyed before anyone asked (in the accept queue, say) leaves no unhandled rejection.
+    this.#handshake.catch(() => {});
+  }
+
+  handshake(): Promise<void> {
+    return this.#handshake;
+  }
+
+  get tls(): TlsInfo | null {
+    return this.#info;
+  }
+
+  override pause(): void {
+    this.#held = true;
+    if (this.#settle === null) super.pause();
+  }
+
+  override resume(): void {
+    this.#held = false;
+    if (this.#settle === null) super.resume();
+  }
+
+  onHandshake(success: boolean, authorizationError: Error | null): void {
+    if (this.#settle === null) return;
+    const error = this.#verdict(this.#socket, success, authorizationError);
+    if (error === null) {
+      this.#info = {
+        servername:
+          this.#servername === undefined ? (this.#socket.getServername() ?? null) : this.#servername,
+        protocol: this.#socket.getTLSVersion() ?? null,
+      };
+    }
+    this.settleHandshake(error);
+  }
+
+  /** Settles `handshake()` (null: it succeeded), once; from then on the socket reads only when asked. */
+  settleHandshake(error: Error | null): void {
+    const settle = this.#settle;
+    if (settle === null) return;
+    this.#settle = null;
+    if (error === null && this.#held) super.pause();
+    settle(error);
+  }
+
+  override onError(error: Error): void {
+    this.settleHandshake(error);
+    super.onError(error);
+  }
+
+  override onClose(error: Error | undefined): void {
+    super.onClose(error);
+    this.settleHandshake(
+      error ??
+        Object.assign(new Error('the connection closed during the TLS handshake'), { code: 'ECONNRESET' }),
+    );
+  }
+
+  override destroy(): void {
+    super.destroy();
+    this.settleHandshake(
+      Object.assign(new Error('the connection was destroyed during the TLS handshake'), {
+        code: 'ECONNABORTED',
+      }),
+    );
+  }
+
+  override startTls(): Connection {
+    throw Object.assign(new Error('the connection speaks TLS already'), { code: 'EISCONN' });
+  }
 }
 
 /** Bun's events, routed to the connection each socket carries in `data`. */
-function handlers(open: (socket: Socket<BunConnection>) => void): SocketHandler<BunConnection> {
-  return {
+function handlers(open: (socket: Socket<BunConnection>) => void, tls = false): SocketHandler<BunConnection> {
+  const routes: SocketHandler<BunConnection> = {
     binaryType: 'uint8array',
     open,
     data: (socket, bytes) => socket.data?.onData(bytes),
@@ -208,6 +450,11 @@ function handlers(open: (socket: Socket<BunConnection>) => void): SocketHandler<
     close: (socket, error) => socket.data?.onClose(error),
     error: (socket, error) => socket.data?.onError(error),
   };
+  // With a `handshake` handler, Bun runs `open` at once (TCP connected) instead of after the handshake.
+  if (tls)
+    routes.handshake = (socket, success, error) =>
+      (socket.data as BunTlsConnection | undefined)?.onHandshake(success, error);
+  return routes;
 }
 
 class BunListener implements Listener {
@@ -260,6 +507,23 @@ export const bunBackend: Backend = {
   listen(spec: ListenSpec): Promise<Listener> {
     // Bun accepts eagerly; the queue keeps connections in the kernel's order until core asks (R2).
     const accepted = new AcceptQueue();
+    const tls = spec.tls;
+    let open: (socket: Socket<BunConnection>) => void;
+    if (tls === undefined) {
+      open = (socket) => {
+        if (admitConnection()) accepted.push(new BunConnection(socket, true));
+        // Out of descriptors but for the reserve: a reset now, rather than Bun spinning on EMFILE.
+        else socket.terminate();
+      };
+    } else {
+      // TLS: handed on once TCP is connected; core awaits the handshake outside the accept loop, so
+      // a client that never says hello holds up no other.
+      const verdict = serverVerdict(tls.requestCert);
+      open = (socket) => {
+        if (admitConnection()) accepted.push(new BunTlsConnection(socket, true, verdict, undefined));
+        else socket.terminate();
+      };
+    }
     let server: TCPSocketListener;
     try {
       server = listen<BunConnection>({
@@ -271,11 +535,8 @@ export const bunBackend: Backend = {
         ipv6Only: spec.family === 6 && spec.ipv6Only,
         // A client's FIN ends its input only; the handler may still reply (half-close).
         allowHalfOpen: true,
-        socket: handlers((socket) => {
-          if (admitConnection()) accepted.push(new BunConnection(socket, true));
-          // Out of descriptors but for the reserve: a reset now, rather than Bun spinning on EMFILE.
-          else socket.terminate();
-        }),
+        ...(tls !== undefined ? { tls: serverTlsOptions(tls) } : {}),
+        socket: handlers(open, tls !== undefined),
       });
     } catch (error) {
       return Promise.reject(error);
@@ -292,6 +553,11 @@ export const bunBackend: Backend = {
 
   async connect(spec): Promise<Connection> {
     let connection: BunConnection | null = null;
+    const tls = spec.tls;
+    const opened = (socket: Socket<BunConnection>): BunConnection =>
+      tls === undefined
+        ? new BunConnection(socket)
+        : new BunTlsConnection(socket, false, clientVerdict(tls.verify), tls.servername ?? null);
     const socket = await connect<BunConnection>({
       hostname: spec.host,
       port: spec.port,
@@ -302,10 +568,12 @@ export const bunBackend: Backend = {
         ? { localAddress: spec.localAddress ?? (spec.family === 6 ? '::' : '0.0.0.0') }
         : {}),
       ...(spec.localPort !== undefined ? { localPort: spec.localPort } : {}),
-      socket: handlers((opened) => {
-        connection = new BunConnection(opened);
-      }),
+      // Resolves once TCP is connected; the handshake goes on, and `handshake()` tells its end.
+      ...(tls !== undefined ? { tls: clientTlsOptions(tls) } : {}),
+      socket: handlers((socket) => {
+        connection = opened(socket);
+      }, tls !== undefined),
     });
-    return connection ?? new BunConnection(socket);
+    return connection ?? opened(socket);
   },
 };

@@ -32,6 +32,38 @@ declare module 'bun' {
     setKeepAlive(enabled?: boolean, initialDelay?: number): boolean;
     /** Idle timeout in seconds; 0 turns it off. */
     timeout(seconds: number): void;
+    /** TLS: the SNI name the client sent (server side) or asked for (client side); undefined if none. */
+    getServername(): string | undefined;
+    /** TLS: `TLSv1.3`, `TLSv1.2`, ... (meaningful once the handshake is done). */
+    getTLSVersion(): string | null;
+    /** TLS: the cipher agreed, or null while no handshake has completed. */
+    getCipher(): { name: string } | null;
+    /**
+     * STARTTLS: a TLS socket over this connected one, whose `open` handler runs before it returns.
+     * Returns `[raw, tls]`: `raw` still gets this socket's handlers, with the ciphertext; this
+     * socket itself is detached. `isServer` picks the role (Bun 1.4; earlier Bun refused the server
+     * side, oven-sh/bun#25044).
+     */
+    upgradeTLS<TlsData>(options: {
+      data?: TlsData;
+      isServer?: boolean;
+      tls: TLSOptions;
+      socket: SocketHandler<TlsData>;
+    }): [Socket<Data | undefined>, Socket<TlsData>];
+  }
+
+  /** Bun's TLS options (the subset this backend passes); PEM text throughout. */
+  interface TLSOptions {
+    cert?: string;
+    key?: string;
+    passphrase?: string;
+    ca?: string;
+    /** Server: ask the client for a certificate. */
+    requestCert?: boolean;
+    /** Client: verify the server's chain and name; server (with requestCert): refuse clients without a trusted certificate. */
+    rejectUnauthorized?: boolean;
+    /** Client: the SNI name, and the name verified; '' sends none and verifies the host connected to. */
+    serverName?: string;
   }
 
   interface SocketHandler<Data = unknown> {
@@ -42,6 +74,11 @@ declare module 'bun' {
     end?(socket: Socket<Data>): void;
     close?(socket: Socket<Data>, error?: Error): void;
     error?(socket: Socket<Data>, error: Error): void;
+    /**
+     * TLS: the handshake ended. `open` runs before it, once TCP is connected. `authorizationError`
+     * is the peer's certificate problem (set on a server without a client certificate too).
+     */
+    handshake?(socket: Socket<Data>, success: boolean, authorizationError: Error | null): void;
   }
 
   interface TCPSocketListener {
@@ -63,6 +100,7 @@ declare module 'bun' {
     reusePort?: boolean;
     ipv6Only?: boolean;
     allowHalfOpen?: boolean;
+    tls?: TLSOptions;
   }
 
   interface TCPSocketConnectOptions<Data = unknown> {
@@ -72,6 +110,7 @@ declare module 'bun' {
     allowHalfOpen?: boolean;
     localAddress?: string;
     localPort?: number;
+    tls?: TLSOptions;
   }
 
   /** Throws (with `code`, such as `EADDRINUSE`) when binding fails. */

@@ -9,6 +9,7 @@ declare module 'bun:test' {
   export const test: Test;
   export function describe(name: string, fn: () => void): void;
   export function afterEach(fn: () => unknown): void;
+  export function afterAll(fn: () => unknown): void;
 
   interface Matchers {
     readonly not: Matchers;
@@ -26,6 +27,7 @@ declare module 'bun:test' {
     toBeLessThanOrEqual(n: number): void;
     toMatchObject(expected: object): void;
     toBeInstanceOf(cls: abstract new (...args: never[]) => unknown): void;
+    toThrow(expected?: RegExp | string): void;
   }
   type AsyncMatchers = {
     [K in keyof Matchers]: Matchers[K] extends (...a: infer A) => void ? (...a: A) => Promise<void> : never;

@@ -51,17 +51,20 @@ export function attachSsl(stream: SocketStream, options: AttachSslOptions): Prom
     throw new Error(
       `${where}: ${stream.unread} bytes are buffered unread: TLS must start where the protocol says, with nothing read ahead`,
     );
-  return upgrade(handle, ctx, seconds, name);
+  return upgrade(stream, handle, ctx, seconds, name);
 }
 
 /** The asynchronous half of `attachSsl`: what fails here is a condition, and closes the stream. */
 async function upgrade(
+  stream: SocketStream,
   handle: SocketHandle,
   ctx: SslServerContext | SslClientContext,
   seconds: number,
   servername: string | undefined,
 ): Promise<void> {
   const where = 'attachSsl';
+  // What the protocol said before the switch (`220 go ahead`) must leave in the clear.
+  await stream.finishOutput();
   const plain = handle.connection;
   let secure: Connection;
   try {

@@ -7,3 +7,4 @@ import './accept.js';
 import './streams.js';
 import './flow.js';
 import './scale-out.js';
+import './tls.js';
