@@ -4,6 +4,15 @@ import type { Backend, Connection, ConnectSpec, Deviation, Listener, ListenSpec 
 import { connectWs } from './client.js';
 import { MAX_CLIENT_MESSAGE } from './protocol.js';
 import { listenUws, type ServerTuning } from './server.js';
+import {
+  CLIENT_CERTIFICATE_UNSUPPORTED,
+  CLIENT_CERTIFICATE_UPSTREAM,
+  checkServerTls,
+  HANDSHAKE_TIMEOUT_UNSUPPORTED,
+  HANDSHAKE_TIMEOUT_UPSTREAM,
+  STARTTLS_UNSUPPORTED,
+  STARTTLS_UPSTREAM,
+} from './tls.js';
 import type { UwsApp, UwsModule } from './uws-types.js';
 
 export interface UwsBackendOptions {
@@ -31,6 +40,15 @@ export interface UwsBackendOptions {
    * `req.setYield(true)`.
    */
   routes?: (app: UwsApp) => void;
+  /**
+   * TLS listeners: how many distinct SNI names (each one the certificate covers) a listener
+   * learns, so that its connections' `tls.servername` says which one the client asked for. uWS
+   * tells a handler the name only by routing to a router given for it (`addServerName`,
+   * `domain`), which is added the first time a client asks for the name and cannot be removed
+   * while the listener lives; uWS v20.30 prints two lines on standard output for each. 0: no
+   * names learned, `servername` is null. Default 16.
+   */
+  serverNames?: number;
 }
 
 const MODULE_NAMES = ['uWebSockets.js', '@trufflesuite/uws-js-unofficial'];
@@ -104,6 +122,21 @@ export const uwsDeviations: readonly Deviation[] = [
     reason: PROXY_PROTOCOL_UNSUPPORTED,
     upstream: 'https://github.com/uNetworking/uWebSockets/issues/1715',
   },
+  {
+    cases: ['R22.client-certificate'],
+    reason: CLIENT_CERTIFICATE_UNSUPPORTED,
+    upstream: CLIENT_CERTIFICATE_UPSTREAM,
+  },
+  {
+    cases: ['R22.starttls-client', 'R22.starttls-server'],
+    reason: `${STARTTLS_UNSUPPORTED}; startTls throws ENOTSUP`,
+    upstream: STARTTLS_UPSTREAM,
+  },
+  {
+    cases: ['R22.server-handshake-timeout'],
+    reason: HANDSHAKE_TIMEOUT_UNSUPPORTED,
+    upstream: HANDSHAKE_TIMEOUT_UPSTREAM,
+  },
 ];
 
 /** Why uWS could not listen: uWS says only `false`, so the same bind is tried with node:net for the kernel's errno. */
@@ -140,6 +173,7 @@ export function createUwsBackend(options: UwsBackendOptions = {}): Backend {
   const sendChunk = options.sendChunk ?? 64 * 1024;
   const highWater = options.highWater ?? 256 * 1024;
   const idleTimeout = options.idleTimeout ?? 120;
+  const serverNames = options.serverNames ?? 16;
   if (!Number.isInteger(sendChunk) || sendChunk <= 0)
     throw new TypeError(`@comm/uws: sendChunk must be a positive integer, not ${sendChunk}`);
   // 0: a write waits whenever uWS holds anything, as the contract's R16a bound has it.
@@ -148,12 +182,15 @@ export function createUwsBackend(options: UwsBackendOptions = {}): Backend {
   // uWS aborts the process (not a JavaScript error) for other values.
   if (!Number.isInteger(idleTimeout) || (idleTimeout !== 0 && (idleTimeout < 8 || idleTimeout > 960)))
     throw new TypeError(`@comm/uws: idleTimeout must be 0 or 8-960 seconds, not ${idleTimeout}`);
+  if (!Number.isInteger(serverNames) || serverNames < 0)
+    throw new TypeError(`@comm/uws: serverNames must be an integer of 0 or more, not ${serverNames}`);
   const tuning: ServerTuning = {
     maxPayloadLength,
     sendChunk,
     highWater,
     idleTimeout,
     routes: options.routes,
+    serverNames,
   };
   let module: Promise<UwsModule> | null = null;
   const uws = (): Promise<UwsModule> => {
@@ -168,6 +205,7 @@ export function createUwsBackend(options: UwsBackendOptions = {}): Backend {
 
     async listen(spec: ListenSpec): Promise<Listener> {
       const module = await uws();
+      if (spec.tls !== undefined) checkServerTls(module, spec.tls);
       if (spec.port !== 0) {
         const listener = await listenUws(module, spec, tuning);
         if (listener) return listener;

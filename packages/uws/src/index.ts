@@ -9,10 +9,14 @@ export {
   type UwsBackendOptions,
   uwsDeviations,
 } from './backend.js';
-export { connectWs, WsConnection } from './client.js';
+export { connectWs, WsConnection, WssConnection } from './client.js';
 export * as protocol from './protocol.js';
-export { UwsConnection, UwsListener } from './server.js';
-export { type CommStreamTransport, conformanceTransport } from './transport.js';
+export { UwsConnection, UwsListener, UwsTlsConnection } from './server.js';
+export {
+  type CommStreamTransport,
+  type ConformanceTransportOptions,
+  conformanceTransport,
+} from './transport.js';
 export type * from './uws-types.js';
 
 /** The contract on uWebSockets.js with the given module and tuning: `startUpServer` and its siblings. */

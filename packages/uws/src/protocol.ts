@@ -13,6 +13,7 @@
  *   little (a browser sending typed lines) may ignore the acknowledgements; browsers answer the
  *   pings with pongs by themselves.
  * - A client's messages carry at most `MAX_CLIENT_MESSAGE` bytes each.
+ * - Over TLS (wss), a client should keep at most `TLS_WINDOW` bytes in flight: see there.
  */
 
 /** The WebSocket sub-protocol a client may ask for; the server answers with it when asked. */
@@ -20,6 +21,17 @@ export const SUBPROTOCOL = 'comm-stream';
 
 /** Bytes a client may send beyond the server's last acknowledgement. */
 export const WINDOW = 1024 * 1024;
+
+/**
+ * The window this package's clients keep over TLS, below `WINDOW`. uSockets (uWS.js v20.30)
+ * decrypts one read of up to 512 KiB into a 512 KiB buffer and hands it to uWS as soon as it is
+ * full, with input still to decrypt; a write to a TLS socket at that moment (uWS flushing what it
+ * buffered for the connection, as it does after every read) discards that input
+ * (us_internal_ssl_socket_write: "triggering a write from a read will essentially delete all input
+ * data!"), and the connection closes (1006). With at most 256 KiB in flight a read never fills the
+ * buffer. Clients that send more at once over TLS, to a server that is writing, risk that close.
+ */
+export const TLS_WINDOW = 256 * 1024;
 
 /** The server acknowledges once its reader has consumed this many bytes more than it last acknowledged. */
 export const ACK_STEP = WINDOW / 4;

@@ -1,8 +1,9 @@
-import type { Connection, Listener, SocketAddress } from '@comm/core';
+import type { Connection, Listener, SocketAddress, StartTls, TlsInfo, TlsServerSpec } from '@comm/core';
 import { AcceptQueue, admitConnection, connectionClosed, ReadAhead, releaseConnection } from '@comm/core';
 import { addressText, isAnyAddress, KernelEnds, socketAddress } from './addresses.js';
 import { ACK_PREFIX, ACK_STEP, POLICY_VIOLATION, SUBPROTOCOL, WINDOW } from './protocol.js';
-import type { UwsApp, UwsListenSocket, UwsModule, UwsWebSocket } from './uws-types.js';
+import { serveServerNames, sslApp, startTlsUnsupported } from './tls.js';
+import type { UwsApp, UwsListenSocket, UwsModule, UwsWebSocket, UwsWebSocketBehavior } from './uws-types.js';
 
 /** What the backend's server side is tuned with; see `UwsBackendOptions`. */
 export interface ServerTuning {
@@ -11,6 +12,8 @@ export interface ServerTuning {
   readonly highWater: number;
   readonly idleTimeout: number;
   readonly routes: ((app: UwsApp) => void) | undefined;
+  /** TLS: how many SNI names a listener learns (see `serveServerNames`); 0 reports none. */
+  readonly serverNames: number;
 }
 
 interface UserData {
@@ -21,6 +24,36 @@ interface UserData {
 
 const kernel = new KernelEnds();
 const EMPTY = new Uint8Array(0);
+
+/**
+ * uSockets' TLS layer (v20.30) decrypts a read's input record by record, calling uWS for each
+ * message, and a write to any TLS socket of the loop meanwhile discards the input not yet
+ * decrypted ("triggering a write from a read will essentially delete all input data!", in
+ * us_internal_ssl_socket_write): the stream is corrupt and the connection closes (1006). Node
+ * runs promise callbacks before uWS's callback returns, so a read that a message completes, and
+ * the reply the reader writes, would run inside it. So a TLS listener's events reach the
+ * connections after uWS's callback has returned, in order, in one batch per turn of the loop.
+ */
+let afterUws: Array<() => void> = [];
+
+function later(event: () => void): void {
+  if (afterUws.length === 0) setImmediate(runAfterUws);
+  afterUws.push(event);
+}
+
+function runAfterUws(): void {
+  const events = afterUws;
+  afterUws = [];
+  let failure: unknown = null;
+  for (const event of events) {
+    try {
+      event();
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  if (failure !== null) throw failure;
+}
 
 /** One WebSocket accepted by uWS, as the seam's connection: comm-stream's bytes, FIN and flow control. */
 export class UwsConnection implements Connection {
@@ -44,8 +77,11 @@ export class UwsConnection implements Connection {
     this.remote = data.remote;
   }
 
-  /** @internal uWS's message event: the message's bytes are copied (uWS neuters them afterwards). */
-  received(message: ArrayBuffer): void {
+  /**
+   * @internal uWS's message event: the message's bytes are copied (uWS neuters them afterwards),
+   * unless `owned` says they are a copy already.
+   */
+  received(message: ArrayBuffer, owned = false): void {
     if (this.#incoming.ended) return;
     if (message.byteLength === 0) {
       this.#incoming.end();
@@ -57,7 +93,7 @@ export class UwsConnection implements Connection {
       this.#ws?.end(POLICY_VIOLATION, 'comm-stream window exceeded');
       return;
     }
-    this.#incoming.push(new Uint8Array(message.slice(0)));
+    this.#incoming.push(new Uint8Array(owned ? message : message.slice(0)));
   }
 
   /** @internal uWS's drain event. */
@@ -65,6 +101,11 @@ export class UwsConnection implements Connection {
     const ws = this.#ws;
     if (!ws || ws.getBufferedAmount() > this.#tuning.highWater) return;
     for (const waiter of this.#drained.splice(0)) waiter.resolve();
+  }
+
+  /** @internal uWS's close event, at once: the WebSocket must not be touched again. */
+  detach(): void {
+    this.#ws = null;
   }
 
   /** @internal uWS's close event: the WebSocket is gone, whoever closed it. */
@@ -154,6 +195,25 @@ export class UwsConnection implements Connection {
 
   /** uWS has no SO_KEEPALIVE: a declared deviation. Its idle timeout with automatic pings finds dead peers. */
   setKeepAlive(_on: boolean): void {}
+
+  /** uWS has no STARTTLS (R22): a declared deviation. */
+  startTls(_upgrade: StartTls): Connection {
+    throw startTlsUnsupported('server');
+  }
+}
+
+/**
+ * A connection of a TLS listener (SSLApp, wss). uWS finishes the handshake (and the upgrade)
+ * before `open`, so it comes to core secure: no `handshake()` to await.
+ */
+export class UwsTlsConnection extends UwsConnection {
+  /** The SNI name the client asked for, if the listener learned it; uWS does not tell the protocol. */
+  readonly tls: TlsInfo;
+
+  constructor(ws: UwsWebSocket<UserData>, data: UserData, tuning: ServerTuning, tls: TlsInfo) {
+    super(ws, data, tuning);
+    this.tls = tls;
+  }
 }
 
 /** A uWS app listening on one address and port: WebSocket upgrades on every path are connections. */
@@ -189,6 +249,8 @@ export interface ListenRequest {
   readonly family: 4 | 6;
   readonly ipv6Only: boolean;
   readonly reusePort: boolean;
+  /** TLS: an SSLApp; checked beforehand (`checkServerTls`). */
+  readonly tls?: TlsServerSpec | undefined;
 }
 
 /** Opens a uWS app on `request`; resolves with the listener, or with null when uWS could not listen. */
@@ -199,9 +261,12 @@ export function listenUws(
 ): Promise<UwsListener | null> {
   const accepted = new AcceptQueue();
   let listenPort = 0;
-  const app = uws.App();
-  tuning.routes?.(app);
-  app.ws<UserData>('/*', {
+  const tls = request.tls;
+  /**
+   * The WebSocket endpoint. `servername`: undefined on a plain listener; on a TLS one, the SNI
+   * name whose router it serves (null: the default router, for clients whose name is not known).
+   */
+  const endpoint = (servername: string | null | undefined): UwsWebSocketBehavior<UserData> => ({
     maxPayloadLength: tuning.maxPayloadLength,
     // A drop threshold only: writes wait for drain long before it (never unbounded buffering).
     maxBackpressure: tuning.highWater + 4 * tuning.sendChunk + 64 * 1024,
@@ -245,27 +310,73 @@ export function listenUws(
         return;
       }
       const data = ws.getUserData();
-      const connection = new UwsConnection(ws, data, tuning);
+      if (servername === undefined) {
+        const connection = new UwsConnection(ws, data, tuning);
+        data.connection = connection;
+        accepted.push(connection);
+        return;
+      }
+      const connection = new UwsTlsConnection(ws, data, tuning, { servername, protocol: null });
       data.connection = connection;
-      accepted.push(connection);
+      later(() => accepted.push(connection));
     },
-    message: (ws, message) => ws.getUserData().connection?.received(message),
-    drain: (ws) => ws.getUserData().connection?.drained(),
-    close: (ws) => {
-      const data = ws.getUserData();
-      if (data.connection === null) return;
-      data.connection.closed();
-      data.connection = null;
-      releaseConnection();
-    },
+    ...(servername === undefined
+      ? {
+          message: (ws, message) => ws.getUserData().connection?.received(message),
+          drain: (ws) => ws.getUserData().connection?.drained(),
+          close: (ws) => {
+            const data = ws.getUserData();
+            if (data.connection === null) return;
+            data.connection.closed();
+            data.connection = null;
+            releaseConnection();
+          },
+        }
+      : {
+          // TLS: after uWS's callback (see `later`); the message is copied now, as uWS neuters it.
+          message: (ws, message) => {
+            const connection = ws.getUserData().connection;
+            if (!connection) return;
+            const copy = message.slice(0);
+            later(() => connection.received(copy, true));
+          },
+          drain: (ws) => {
+            const connection = ws.getUserData().connection;
+            if (connection) later(() => connection.drained());
+          },
+          close: (ws) => {
+            const data = ws.getUserData();
+            const connection = data.connection;
+            if (connection === null) return;
+            data.connection = null;
+            // The WebSocket is gone now; what waits on it learns so after the messages before the close.
+            connection.detach();
+            releaseConnection();
+            later(() => connection.closed());
+          },
+        }),
   });
-  // Any other request (what `routes` does not serve) is told to upgrade.
-  app.any('/*', (res) => {
-    res
-      .writeStatus('426 Upgrade Required')
-      .writeHeader('Upgrade', 'websocket')
-      .end('comm-stream: connect with a WebSocket\n', true);
-  });
+  /** A router's routes: the caller's, the endpoint, and 426 for the rest. */
+  const register = (router: UwsApp, servername: string | null | undefined) => {
+    tuning.routes?.(router);
+    router.ws<UserData>('/*', endpoint(servername));
+    // Any other request (what `routes` does not serve) is told to upgrade.
+    router.any('/*', (res) => {
+      res
+        .writeStatus('426 Upgrade Required')
+        .writeHeader('Upgrade', 'websocket')
+        .end('comm-stream: connect with a WebSocket\n', true);
+    });
+  };
+  let app: UwsApp;
+  if (tls === undefined) {
+    app = uws.App();
+    register(app, undefined);
+  } else {
+    app = sslApp(uws, tls);
+    register(app, null);
+    serveServerNames(app, tls, tuning.serverNames, register);
+  }
   const exclusive = uws.LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
   return new Promise((resolve) => {
     app.listen(request.host, request.port, request.reusePort ? 0 : exclusive, (socket) => {

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import WebSocket from 'ws';
 
 /**
@@ -16,21 +17,62 @@ export interface CommStreamTransport {
   pause(): void;
   resume(): void;
   setNoDelay(on: boolean): void;
+  /** Over TLS: the protocol agreed (`TLSv1.3`); absent on a plain transport. */
+  readonly tls?: { readonly protocol: string | null };
+}
+
+/** How the raw client reaches the server: over TLS (`wss://`) when `tls` is given. */
+export interface ConformanceTransportOptions {
+  readonly tls?: {
+    /** PEM of the authorities to trust; Node's roots when absent. */
+    readonly ca?: string | Buffer;
+    /** Sent as SNI and verified; the address is verified when absent. */
+    readonly servername?: string;
+    /** false: no verification. true by default. */
+    readonly rejectUnauthorized?: boolean;
+    /** A client certificate and its key. */
+    readonly cert?: string | Buffer;
+    readonly key?: string | Buffer;
+  };
 }
 
 const WINDOW = 1024 * 1024;
+/** Over TLS, a smaller window (see `TLS_WINDOW` in protocol.ts: uSockets loses input beyond 512 KiB in one read). */
+const TLS_WINDOW = 256 * 1024;
 const MESSAGE = 64 * 1024;
 
-/** Connects the suite's raw client to a @comm/uws server (a WebSocket on `host` port `port`). */
-export function conformanceTransport(port: number, host = '127.0.0.1'): Promise<CommStreamTransport> {
+/**
+ * Connects the suite's raw client to a @comm/uws server (a WebSocket on `host` port `port`);
+ * with `options.tls`, over TLS (`wss://`), resolving once the handshake and the upgrade are done
+ * and rejecting with Node's TLS error (its code kept) when verification fails.
+ */
+export function conformanceTransport(
+  port: number,
+  host = '127.0.0.1',
+  options: ConformanceTransportOptions = {},
+): Promise<CommStreamTransport> {
   return new Promise((resolve, reject) => {
     let socket: net.Socket | null = null;
+    let secure: tls.TLSSocket | null = null;
     const where = host.includes(':') ? `[${host}]` : host;
-    const ws = new WebSocket(`ws://${where}:${port}/`, {
+    const t = options.tls;
+    const ws = new WebSocket(`${t ? 'wss' : 'ws'}://${t?.servername ?? where}:${port}/`, {
       perMessageDeflate: false,
       createConnection: () => {
         socket = net.connect({ host, port });
-        return socket;
+        // A TCP error before TLS took the socket over is the TLS socket's too; this keeps it from being unhandled.
+        if (t) socket.on('error', () => {});
+        if (!t) return socket;
+        secure = tls.connect({
+          socket,
+          host,
+          ...(t.servername !== undefined ? { servername: t.servername } : {}),
+          ...(t.ca !== undefined ? { ca: t.ca } : {}),
+          ...(t.cert !== undefined ? { cert: t.cert } : {}),
+          ...(t.key !== undefined ? { key: t.key } : {}),
+          rejectUnauthorized: t.rejectUnauthorized ?? true,
+        });
+        return secure;
       },
     });
     ws.binaryType = 'nodebuffer';
@@ -44,12 +86,14 @@ export function conformanceTransport(port: number, host = '127.0.0.1'): Promise<
     );
     ws.once('open', () => {
       ws.off('error', fail);
-      resolve(transport(ws, socket as unknown as net.Socket));
+      const raw = transport(ws, socket as unknown as net.Socket, t ? TLS_WINDOW : WINDOW);
+      const agreed = secure as tls.TLSSocket | null;
+      resolve(agreed ? { ...raw, tls: { protocol: agreed.getProtocol() } } : raw);
     });
   });
 }
 
-function transport(ws: WebSocket, socket: net.Socket): CommStreamTransport {
+function transport(ws: WebSocket, socket: net.Socket, window: number): CommStreamTransport {
   // `ws` may emit messages in the same tick as `open`, before the caller has listened: kept until it does.
   const early: Uint8Array[] = [];
   const dataListeners: Array<(chunk: Uint8Array) => void> = [];
@@ -96,7 +140,7 @@ function transport(ws: WebSocket, socket: net.Socket): CommStreamTransport {
         if (destroyed) throw Object.assign(new Error('the client was destroyed'), { code: 'EPIPE' });
         // Closed by the server: the bytes are lost, as a TCP write after the peer's close is.
         if (!open()) return;
-        const room = WINDOW - (sent - acked);
+        const room = window - (sent - acked);
         if (room <= 0) {
           await new Promise<void>((wake) => credit.push(wake));
           continue;

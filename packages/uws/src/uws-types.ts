@@ -72,11 +72,30 @@ export interface UwsApp {
     options: number,
     cb: (listenSocket: UwsListenSocket | false) => void,
   ): UwsApp;
+  /** SSLApp: a certificate for one SNI name, with a router of its own (`domain`). */
+  addServerName?(hostname: string, options: UwsAppOptions): UwsApp;
+  /** SSLApp: routes registered after this go to the SNI name's router. */
+  domain?(serverName: string): UwsApp;
+  /** SSLApp: called, synchronously inside the handshake, with an SNI name no `addServerName` gave. */
+  missingServerName?(cb: (hostname: string) => void): UwsApp;
+}
+
+/** What `SSLApp` takes: uWS reads the files itself. */
+export interface UwsAppOptions {
+  cert_file_name?: string;
+  key_file_name?: string;
+  passphrase?: string;
+  ca_file_name?: string;
+  dh_params_file_name?: string;
+  ssl_ciphers?: string;
+  ssl_prefer_low_memory_usage?: boolean;
 }
 
 /** What `require('uWebSockets.js')` gives. */
 export interface UwsModule {
   App(options?: object): UwsApp;
+  /** A TLS app (wss); throws when uWS cannot load the files. Absent from the JavaScript fallback. */
+  SSLApp?(options: UwsAppOptions): UwsApp;
   us_listen_socket_close(listenSocket: UwsListenSocket): void;
   us_socket_local_port(socket: UwsListenSocket): number;
   readonly LIBUS_LISTEN_EXCLUSIVE_PORT?: number;
