@@ -29,6 +29,48 @@ declare namespace Deno {
     close(): void;
   }
 
+  /**
+   * A TLS connection: a `TcpConn` without `setNoDelay`/`setKeepAlive` (Deno's ops for them take
+   * TCP resources only). Its handshake runs lazily, on the first read or write, or on `handshake()`.
+   */
+  interface TlsConn {
+    readonly localAddr: NetAddr;
+    readonly remoteAddr: NetAddr;
+    read(p: Uint8Array): Promise<number | null>;
+    write(p: Uint8Array): Promise<number>;
+    /** Sends close_notify, then shutdown(2) of the write side. */
+    closeWrite(): Promise<void>;
+    close(): void;
+    handshake(): Promise<{ alpnProtocol: string | null }>;
+  }
+
+  /** `accept()` resolves once TCP is connected: the handshake is the connection's own. */
+  interface TlsListener {
+    readonly addr: NetAddr;
+    accept(): Promise<TlsConn>;
+    close(): void;
+  }
+
+  function listenTls(options: {
+    transport?: 'tcp';
+    hostname?: string;
+    port?: number;
+    tcpBacklog?: number;
+    /** Needs `--unstable-net`, as `Deno.listen`'s does. */
+    reusePort?: boolean;
+    /** PEM: the certificate, its chain after it. */
+    cert: string;
+    /** PEM, unencrypted. */
+    key: string;
+  }): TlsListener;
+
+  /**
+   * Consumes `conn` (a pending read on it makes this fail) and starts a client-side TLS session on
+   * it: `hostname` is sent as SNI (unless it is an IP address) and verified against the certificate.
+   * `caCerts` are trusted in addition to the default roots. No client certificate (denoland/deno#21496).
+   */
+  function startTls(conn: TcpConn, options?: { hostname?: string; caCerts?: string[] }): Promise<TlsConn>;
+
   function listen(options: {
     transport?: 'tcp';
     hostname?: string;
@@ -117,4 +159,7 @@ declare namespace Deno {
     spawn(): ChildProcess;
   }
   function readTextFile(path: string | URL): Promise<string>;
+  function makeTempDir(options?: { prefix?: string }): Promise<string>;
+  function remove(path: string, options?: { recursive?: boolean }): Promise<void>;
+  function writeTextFile(path: string, data: string): Promise<void>;
 }

@@ -7,7 +7,8 @@
  * connection, so clients wait in the kernel's queue in order (R2) and a failure to accept (EMFILE)
  * reaches core with its code (R14). Waiting for a connection is a `poll` on one of Deno's blocking
  * threads (a nonblocking FFI call), never a busy loop; `shutdown` wakes it when the listener closes.
- * Each accepted descriptor is handed to Deno's `node:net` (`new net.Socket({ fd })`).
+ * Each accepted descriptor is handed to Deno's `node:net` (`new net.Socket({ fd })`), and for a
+ * TLS server on to its `node:tls` (`node-tls.ts`).
  *
  * Linux only (glibc; every architecture Deno ships for shares these constants); needs `--allow-ffi`.
  */
@@ -179,6 +180,8 @@ export interface RawListenOptions {
   readonly ipv6Only: boolean;
   readonly reusePort: boolean;
   readonly backlog: number;
+  /** What an accepted descriptor becomes: a plain `node:net` connection unless said otherwise (TLS). */
+  readonly wrap?: ((fd: number) => Connection) | undefined;
 }
 
 /** A listening socket of our own, accepted on with `accept4`. */
@@ -186,12 +189,14 @@ class RawListener implements Listener {
   readonly local: SocketAddress;
   readonly #lib: Libc;
   readonly #fd: number;
+  readonly #wrap: (fd: number) => Connection;
   #closed = false;
   #polling: Promise<number> | null = null;
 
-  constructor(fd: number, lib: Libc) {
+  constructor(fd: number, lib: Libc, wrap: (fd: number) => Connection) {
     this.#fd = fd;
     this.#lib = lib;
+    this.#wrap = wrap;
     this.local = localAddress(fd, lib);
   }
 
@@ -215,7 +220,7 @@ class RawListener implements Listener {
       if (this.#closed) break;
       if (ready === 0) continue;
       const fd = lib.accept4(this.#fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd >= 0) return socketFromFd(fd);
+      if (fd >= 0) return this.#wrap(fd);
       const errno = lastErrno(lib);
       // Taken by another socket of a SO_REUSEPORT group, or given up by the client meanwhile.
       if (errno === EAGAIN || errno === EINTR || errno === ECONNABORTED) continue;
@@ -257,7 +262,7 @@ export function listenRaw(options: RawListenOptions): Listener {
       : sockaddrIn(options.host, options.port);
     if (lib.bind(fd, sockaddr, sockaddr.length) < 0) throw systemError('bind', lastErrno(lib));
     if (lib.listen(fd, options.backlog) < 0) throw systemError('listen', lastErrno(lib));
-    return new RawListener(fd, lib);
+    return new RawListener(fd, lib, options.wrap ?? socketFromFd);
   } catch (error) {
     lib.close(fd);
     throw error;
