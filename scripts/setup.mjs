@@ -3,8 +3,10 @@
 // the tests use: ss (iproute2) and python3 for the kernel checks, Debian's Chromium for the browser
 // test, HAProxy and nginx with its stream module for the talk server's PROXY protocol tests (run as
 // ordinary processes on free ports with their own configs; a system nginx that the package starts
-// on port 80 is never used), a C compiler (gcc) for the benchmark's load generator (--bench: the
-// compiler only); installed with apt-get when this is root on Debian, else named so that a person can.
+// on port 80 is never used), a C compiler (gcc) and OpenSSL's headers and library (libssl-dev) for
+// the benchmark's load generator (--bench: those only); and always the openssl command, with which
+// the demo, the tests and the benchmark make their TLS certificates. Installed with apt-get when this
+// is root on Debian, else named so that a person can.
 import { execSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,10 +18,12 @@ const lock = join(root, 'pnpm-lock.yaml');
 const stale = !existsSync(marker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs);
 if (stale) execSync('npx -y pnpm@12.4.2 install', { cwd: root, stdio: 'inherit' });
 
-// --test: what the tests need; --bench: what pnpm bench needs (a C compiler for its load generator;
-// the tests run a smoke of the benchmark, so --test checks for it too).
+// --test: what the tests need; --bench: what pnpm bench needs (a C compiler and libssl-dev for its
+// load generator; the tests run a smoke of the benchmark, so --test checks for them too); neither:
+// what the demo needs (openssl, for its TLS run).
 const forTest = process.argv.includes('--test');
-if (forTest || process.argv.includes('--bench')) {
+const forBench = forTest || process.argv.includes('--bench');
+{
   const has = (command) => {
     try {
       execSync(`command -v ${command}`, { stdio: 'ignore', shell: '/bin/sh' });
@@ -36,11 +40,15 @@ if (forTest || process.argv.includes('--bench')) {
   if (forTest && !existsSync('/usr/sbin/nginx')) missing.push('nginx');
   if (forTest && !existsSync('/usr/lib/nginx/modules/ngx_stream_module.so'))
     missing.push('libnginx-mod-stream');
-  if (!has('cc')) missing.push('gcc');
+  if (!has('openssl')) missing.push('openssl');
+  if (forBench && !has('cc')) missing.push('gcc');
+  if (forBench && !existsSync('/usr/include/openssl/ssl.h')) missing.push('libssl-dev');
   if (missing.length > 0) {
     const isRoot = process.getuid?.() === 0;
     if (isRoot && has('apt-get')) {
-      console.log(`installing what the tests need: ${missing.join(' ')}`);
+      console.log(
+        `installing what ${forTest ? 'the tests need' : forBench ? 'pnpm bench needs' : 'the demo needs'}: ${missing.join(' ')}`,
+      );
       execSync('apt-get update', { stdio: 'inherit' });
       execSync(`apt-get install -y ${missing.join(' ')}`, {
         stdio: 'inherit',
@@ -48,9 +56,10 @@ if (forTest || process.argv.includes('--bench')) {
       });
     } else {
       console.error(
-        `${forTest ? 'The tests need' : 'pnpm bench needs'} ${missing.join(', ')} (Debian packages; Chromium at /usr/bin/chromium, nginx at /usr/sbin/nginx, its stream module at /usr/lib/nginx/modules/ngx_stream_module.so). Install them, e.g. sudo apt-get install -y ${missing.join(' ')}`,
+        `${forTest ? 'The tests need' : forBench ? 'pnpm bench needs' : 'The demo needs'} ${missing.join(', ')} (Debian packages; OpenSSL's headers at /usr/include/openssl/ssl.h; Chromium at /usr/bin/chromium, nginx at /usr/sbin/nginx, its stream module at /usr/lib/nginx/modules/ngx_stream_module.so). Install them, e.g. sudo apt-get install -y ${missing.join(' ')}`,
       );
-      process.exit(1);
+      // Without --test or --bench only the demo's TLS run needs it: a build or a server goes on.
+      if (forBench) process.exit(1);
     }
   }
 }

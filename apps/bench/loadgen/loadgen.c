@@ -1,10 +1,13 @@
 // The benchmark's load generator: one thread, epoll, non-blocking sockets. It speaks the talk
 // protocol (send a line, get back "You sent: '<line>'\n") over plain TCP, or over comm-stream
-// (the byte stream in binary WebSocket messages, @comm/uws) with --ws. Every reply is checked
-// byte for byte against the line it answers; latencies go into a log-linear histogram.
+// (the byte stream in binary WebSocket messages, @comm/uws) with --ws; either of them over TLS
+// with --tls (OpenSSL, non-blocking: SSL_connect, SSL_read and SSL_write in the same event loop).
+// Every reply is checked byte for byte against the line it answers; latencies go into a
+// log-linear histogram.
 //
 //   loadgen --port P [--host 127.0.0.1] --mode rr|pipelined|connect|idle [--conns N] [--depth D]
 //           [--size L] [--seconds T] [--warmup W] [--ws] [--timeout S]
+//           [--tls [--sni localhost] [--ca FILE]]
 //
 // rr:        each of N connections sends a line, waits for its reply, sends the next.
 // pipelined: each of N connections keeps D lines in flight (a new line per reply).
@@ -13,8 +16,13 @@
 //            {"event":"established"} line and holds them open until stdin has a line or ends
 //            (or T seconds pass), closes them and prints the result.
 // Lines are L bytes ("Hello self. 0000000042" padded with letters); latency is from the moment a
-// line is handed to write(2) (connect: from connect(2)) to the moment its reply is parsed.
-// The result is one JSON object on stdout. Exit status 0 unless the arguments are wrong.
+// line is handed to write(2) (TLS: to SSL_write) (connect: from connect(2)) to the moment its
+// reply is parsed.
+// --tls: every connection does its TLS handshake (SNI --sni, default localhost; the certificate
+// and the name verified against --ca when given, else not verified) and, with --ws, its upgrade,
+// before the clock starts (rr, pipelined); connect and idle count the handshake in.
+// The result is one JSON object on stdout. Exit status 0 unless the arguments are wrong (2) or
+// --ca cannot be read (2).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,9 +41,10 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "tls.h"
 
 enum { MODE_RR, MODE_PIPELINED, MODE_CONNECT, MODE_IDLE };
-enum { S_FREE, S_CONNECTING, S_HANDSHAKE, S_RUNNING, S_HOLDING, S_DONE };
+enum { S_FREE, S_CONNECTING, S_TLS, S_HANDSHAKE, S_RUNNING, S_HOLDING, S_DONE };
 
 #define MAX_DEPTH 256
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
@@ -43,7 +52,9 @@ enum { S_FREE, S_CONNECTING, S_HANDSHAKE, S_RUNNING, S_HOLDING, S_DONE };
 
 typedef struct {
   int fd;
+  SSL *ssl; // --tls: the connection's TLS, from connect to drop
   int state;
+  int read_wants_write; // TLS: the last read could not finish until the socket is writable
   int want_out;
   uint32_t seq_sent, seq_recv; // next line to send, next reply expected
   int inflight;
@@ -56,7 +67,11 @@ typedef struct {
   uint32_t mask;
 } conn_t;
 
-static int mode = MODE_RR, nconns = 50, depth = 1, line_size = 0, ws = 0;
+static int mode = MODE_RR, nconns = 50, depth = 1, line_size = 0, ws = 0, tls = 0;
+static const char *sni = "localhost", *ca_file = NULL;
+static SSL_CTX *tls_ctx;
+static int tls_failures_told;
+static char tls_session[128]; // the protocol and cipher of the first handshake that finished
 static double seconds = 3, warmup = 0, timeout_s = 120;
 static const char *host = "127.0.0.1";
 static int port = 0;
@@ -217,12 +232,13 @@ static void drop(conn_t *c, int state);
 // Writes what is queued; returns -1 if the connection failed (and was dropped).
 static int flush_out(conn_t *c) {
   while (c->out_off < c->out.len) {
-    ssize_t n = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
+    ssize_t n = io_write(c->fd, c->ssl, c->out.p + c->out_off, c->out.len - c->out_off);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (n == IO_AGAIN) {
         set_events(c, 1);
         return 0;
       }
+      if (n == IO_WANT_READ) return 0; // TLS: on_readable flushes again
       errors++;
       drop(c, S_DONE);
       return -1;
@@ -261,6 +277,11 @@ static void fill(conn_t *c) {
 static void start_conn(conn_t *c);
 
 static void drop(conn_t *c, int state) {
+  if (c->ssl) {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+  }
+  c->read_wants_write = 0;
   if (c->fd >= 0) {
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -363,27 +384,81 @@ static int take_frames(conn_t *c) {
   return 0;
 }
 
-static void on_readable(conn_t *c) {
-  char tmp[65536];
-  ssize_t n = read(c->fd, tmp, sizeof tmp);
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-    if (c->state == S_HOLDING || c->state == S_RUNNING) closed_by_peer++;
-    else errors++;
-    int restart = mode == MODE_CONNECT && (!measuring || now_ns() < t_end);
-    drop(c, mode == MODE_CONNECT ? S_FREE : S_DONE);
-    if (restart) start_conn(c);
+// A connection that has failed or was closed by the server: counted, dropped, restarted in connect mode.
+static void lost(conn_t *c, int by_peer) {
+  if (by_peer && (c->state == S_HOLDING || c->state == S_RUNNING)) closed_by_peer++;
+  else errors++;
+  int restart = mode == MODE_CONNECT && (!measuring || now_ns() < t_end);
+  drop(c, mode == MODE_CONNECT ? S_FREE : S_DONE);
+  if (restart) start_conn(c);
+}
+
+// TCP is connected (and, with --tls, the handshake done): the upgrade request, or the first lines.
+static void on_established(conn_t *c) {
+  on_open(c);
+  if (c->state == S_RUNNING && (mode == MODE_CONNECT || mode == MODE_IDLE || measuring)) fill(c);
+  flush_out(c);
+}
+
+static void on_readable(conn_t *c);
+
+// One step of the TLS handshake, whenever the socket is ready for what it waits for.
+static void tls_step(conn_t *c) {
+  char why[256] = "";
+  int r = tls_handshake(c->ssl, why, sizeof why);
+  if (r == 1) {
+    if (!tls_session[0])
+      snprintf(tls_session, sizeof tls_session, "%s %s", SSL_get_version(c->ssl),
+               SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
+    on_established(c);
+    // Bytes the server sent right after its handshake, already read ahead by OpenSSL.
+    if (c->fd >= 0 && c->ssl && SSL_has_pending(c->ssl)) on_readable(c);
     return;
   }
-  if (n < 0) return;
-  if (!ws) buf_add(&c->in, tmp, (size_t)n);
-  else {
-    buf_add(&c->raw, tmp, (size_t)n);
+  if (r == IO_WANT_READ || r == IO_WANT_WRITE) {
+    set_events(c, r == IO_WANT_WRITE);
+    return;
+  }
+  if (tls_failures_told++ < 3) fprintf(stderr, "loadgen: TLS handshake failed: %s\n", why);
+  lost(c, 0);
+}
+
+static void on_readable(conn_t *c) {
+  if (c->state == S_TLS) {
+    tls_step(c);
+    return;
+  }
+  char tmp[65536];
+  int got = 0, ended = 0;
+  c->read_wants_write = 0;
+  // Plain TCP: one read(2) per event. TLS: records until OpenSSL holds nothing more (what it has
+  // read ahead is unseen by epoll).
+  for (;;) {
+    ssize_t n = io_read(c->fd, c->ssl, tmp, sizeof tmp);
+    if (n > 0) {
+      got = 1;
+      buf_add(ws ? &c->raw : &c->in, tmp, (size_t)n);
+      // Nothing left in OpenSSL: the rest is in the kernel, and epoll says when (no read(2) that
+      // would only say EAGAIN).
+      if (!c->ssl || !SSL_has_pending(c->ssl)) break;
+      continue;
+    }
+    if (n == IO_WANT_WRITE) {
+      c->read_wants_write = 1;
+      set_events(c, 1);
+    } else if (n == 0 || n == IO_ERROR) ended = 1;
+    break;
+  }
+  if (!got) {
+    if (ended) lost(c, 1);
+    return;
+  }
+  if (ws) {
     if (c->state == S_HANDSHAKE) {
       char *end = memmem(c->raw.p, c->raw.len, "\r\n\r\n", 4);
-      if (!end) return;
+      if (!end) goto check_end;
       if (c->raw.len < 12 || memcmp(c->raw.p, "HTTP/1.1 101", 12) != 0) {
-        errors++;
-        drop(c, mode == MODE_CONNECT ? S_FREE : S_DONE);
+        lost(c, 0);
         return;
       }
       buf_consume(&c->raw, (size_t)(end + 4 - c->raw.p));
@@ -394,6 +469,9 @@ static void on_readable(conn_t *c) {
   }
   if (take_replies(c) < 0) return;
   if (c->fd >= 0) flush_out(c);
+check_end:
+  // TLS: the server's last bytes and its close came in one event.
+  if (ended && c->fd >= 0) lost(c, 1);
 }
 
 static void start_conn(conn_t *c) {
@@ -425,21 +503,38 @@ static void on_writable(conn_t *c) {
     socklen_t len = sizeof err;
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err) {
-      errors++;
-      int restart = mode == MODE_CONNECT && (!measuring || now_ns() < t_end);
-      drop(c, mode == MODE_CONNECT ? S_FREE : S_DONE);
-      if (restart) start_conn(c);
+      lost(c, 0);
       return;
     }
-    on_open(c);
-    if (c->state == S_RUNNING && (mode == MODE_CONNECT || mode == MODE_IDLE || measuring)) fill(c);
+    if (!tls) {
+      on_established(c);
+      return;
+    }
+    c->ssl = SSL_new(tls_ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd) || !SSL_set_tlsext_host_name(c->ssl, sni) ||
+        (ca_file && !SSL_set1_host(c->ssl, sni))) {
+      tls_clear();
+      lost(c, 0);
+      return;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->state = S_TLS;
+  }
+  if (c->state == S_TLS) {
+    tls_step(c);
+    return;
+  }
+  if (c->read_wants_write) {
+    on_readable(c);
+    if (c->fd < 0) return;
   }
   flush_out(c);
 }
 
 static void usage(void) {
   fprintf(stderr, "usage: loadgen --port P [--host 127.0.0.1] --mode rr|pipelined|connect|idle [--conns N]\n"
-                  "               [--depth D] [--size L] [--seconds T] [--warmup W] [--ws] [--timeout S]\n");
+                  "               [--depth D] [--size L] [--seconds T] [--warmup W] [--ws] [--timeout S]\n"
+                  "               [--tls [--sni localhost] [--ca FILE]]\n");
   exit(2);
 }
 
@@ -462,19 +557,20 @@ static void print_result(double elapsed, int established) {
   double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                (double)ru.ru_stime.tv_usec / 1e6;
   double wall = (double)(now_ns() - t_start) / 1e9;
-  printf("{\"mode\":\"%s\",\"transport\":\"%s\",\"connections\":%d,\"depth\":%d,\"lineBytes\":%d,"
+  printf("{\"mode\":\"%s\",\"transport\":\"%s\",\"tls\":%s,\"connections\":%d,\"depth\":%d,\"lineBytes\":%d,"
          "\"seconds\":%.3f,\"replies\":%llu,\"perSecond\":%.1f,\"p50Us\":%.1f,\"p99Us\":%.1f,\"maxUs\":%.1f,"
          "\"errors\":%llu,\"wrongReplies\":%llu,\"closedByPeer\":%llu,\"connected\":%llu,\"established\":%d,"
-         "\"cpuSeconds\":%.3f,\"wallSeconds\":%.3f}\n",
+         "\"cpuSeconds\":%.3f,\"wallSeconds\":%.3f,\"tlsSession\":%s%s%s}\n",
          mode == MODE_RR          ? "rr"
          : mode == MODE_PIPELINED ? "pipelined"
          : mode == MODE_CONNECT   ? "connect"
                                   : "idle",
-         ws ? "ws" : "tcp", nconns, mode == MODE_PIPELINED ? depth : 1, the_line_len(), elapsed,
+         ws ? "ws" : "tcp", tls ? "true" : "false", nconns, mode == MODE_PIPELINED ? depth : 1, the_line_len(), elapsed,
          (unsigned long long)replies, elapsed > 0 ? (double)replies / elapsed : 0.0, hist_pct(0.5) / 1000.0,
          hist_pct(0.99) / 1000.0, (double)hist_max / 1000.0, (unsigned long long)errors,
          (unsigned long long)wrong, (unsigned long long)closed_by_peer, (unsigned long long)connected,
-         established, cpu, wall);
+         established, cpu, wall, tls_session[0] ? "\"" : "", tls_session[0] ? tls_session : "null",
+         tls_session[0] ? "\"" : "");
   fflush(stdout);
 }
 
@@ -483,7 +579,10 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--ws")) ws = 1;
+    else if (!strcmp(a, "--tls")) tls = 1;
     else if (!v) usage();
+    else if (!strcmp(a, "--sni")) sni = v, i++;
+    else if (!strcmp(a, "--ca")) ca_file = v, i++;
     else if (!strcmp(a, "--port")) port = atoi(v), i++;
     else if (!strcmp(a, "--host")) host = v, i++;
     else if (!strcmp(a, "--conns")) nconns = atoi(v), i++;
@@ -511,6 +610,21 @@ int main(int argc, char **argv) {
     fprintf(stderr, "loadgen: --host must be an IPv4 address\n");
     return 2;
   }
+  if (tls) {
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx) {
+      fprintf(stderr, "loadgen: cannot make a TLS context\n");
+      return 2;
+    }
+    tls_ctx_common(tls_ctx);
+    if (ca_file) {
+      if (SSL_CTX_load_verify_locations(tls_ctx, ca_file, NULL) != 1) {
+        fprintf(stderr, "loadgen: cannot read --ca %s\n", ca_file);
+        return 2;
+      }
+      SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+    } else SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+  } else if (ca_file || strcmp(sni, "localhost") != 0) usage();
   make_templates();
   ep = epoll_create1(EPOLL_CLOEXEC);
   conns = calloc((size_t)nconns, sizeof(conn_t));
@@ -592,7 +706,7 @@ int main(int argc, char **argv) {
     for (;;) {
       int pending = 0;
       for (int i = 0; i < nconns; i++)
-        pending += conns[i].state == S_CONNECTING || conns[i].state == S_HANDSHAKE;
+        pending += conns[i].state == S_CONNECTING || conns[i].state == S_TLS || conns[i].state == S_HANDSHAKE;
       if (!pending || now_ns() > deadline) break;
       int n = epoll_wait(ep, evs, 512, 100);
       for (int i = 0; i < n; i++) {

@@ -12,7 +12,10 @@
 // whose idle vCPUs halt (waking one takes an exit to the host) that is worth a factor of two on
 // loopback: the bench runs the reference so, to show what the load generator can drive at most.
 //
-//   refserver [--port 0] [--backlog 4096] [--spin]   prints "reference server listening on 127.0.0.1 port N"
+// --tls-cert FILE --tls-key FILE: the same over TLS (OpenSSL, non-blocking), for the TLS rows.
+//
+//   refserver [--port 0] [--backlog 4096] [--spin] [--tls-cert FILE --tls-key FILE]
+//   prints "reference server listening on 127.0.0.1 port N"
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,12 +32,16 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "tls.h"
 
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" // RFC 6455's example: the accept of WS_KEY
 
 typedef struct {
   int open;
+  SSL *ssl;        // --tls-cert: the connection's TLS
+  int handshaking; // TLS: the handshake is not done yet
+  int write_wants_read;
   int kind; // 0 unknown yet, 1 tcp, 2 ws before upgrade, 3 ws
   buf_t in;   // tcp: partial line; ws: raw frames
   buf_t line; // ws: partial line (unmasked stream)
@@ -48,10 +55,12 @@ static int ep;
 static conn_t *conns;
 static int max_fd;
 static buf_t reply;
+static SSL_CTX *tls_ctx;
 
 
 static void close_conn(int fd) {
   conn_t *c = &conns[fd];
+  if (c->ssl) SSL_free(c->ssl);
   epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
   close(fd);
   free(c->in.p);
@@ -77,11 +86,12 @@ static int send_bytes(int fd, const char *data, size_t n) {
   }
   c->out.len = c->out_off = 0;
   while (n > 0) {
-    ssize_t w = write(fd, data, n);
+    ssize_t w = io_write(fd, c->ssl, data, n);
     if (w < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (w == IO_AGAIN || w == IO_WANT_READ) {
         buf_add(&c->out, data, n);
-        set_out(fd, 1);
+        if (w == IO_AGAIN) set_out(fd, 1);
+        else c->write_wants_read = 1;
         return 0;
       }
       close_conn(fd);
@@ -159,24 +169,20 @@ static void on_ws(int fd) {
   }
 }
 
-static void on_readable(int fd) {
+static void on_writable(int fd);
+
+// The bytes of one read: answered at once.
+static void on_bytes(int fd, const char *tmp, size_t n) {
   conn_t *c = &conns[fd];
-  char tmp[65536];
-  ssize_t n = read(fd, tmp, sizeof tmp);
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-    close_conn(fd);
-    return;
-  }
-  if (n < 0) return;
   if (c->kind == 0) c->kind = (n >= 4 && memcmp(tmp, "GET ", 4) == 0) ? 2 : 1;
   if (c->kind == 1) {
-    buf_add(&c->in, tmp, (size_t)n);
+    buf_add(&c->in, tmp, n);
     reply.len = 0;
     answer_lines(&c->in);
     if (reply.len > 0) send_bytes(fd, reply.p, reply.len);
     return;
   }
-  buf_add(&c->in, tmp, (size_t)n);
+  buf_add(&c->in, tmp, n);
   if (c->kind == 2) {
     char *end = memmem(c->in.p, c->in.len, "\r\n\r\n", 4);
     if (!end) return;
@@ -195,12 +201,65 @@ static void on_readable(int fd) {
   on_ws(fd);
 }
 
+// TLS: one step of the handshake; 1 once it is done, 0 while it waits, -1 when it failed (closed).
+static int tls_step(int fd) {
+  conn_t *c = &conns[fd];
+  char why[256];
+  int r = tls_handshake(c->ssl, why, sizeof why);
+  if (r == 1) {
+    c->handshaking = 0;
+    set_out(fd, c->out.len > c->out_off);
+    return 1;
+  }
+  if (r == IO_WANT_READ || r == IO_WANT_WRITE) {
+    set_out(fd, r == IO_WANT_WRITE);
+    return 0;
+  }
+  close_conn(fd);
+  return -1;
+}
+
+static void on_readable(int fd) {
+  conn_t *c = &conns[fd];
+  if (c->handshaking && tls_step(fd) <= 0) return;
+  char tmp[65536];
+  // Plain TCP: one read(2) per event. TLS: records until OpenSSL holds nothing more (what it has
+  // read ahead is unseen by epoll).
+  for (;;) {
+    ssize_t n = io_read(fd, c->ssl, tmp, sizeof tmp);
+    if (n == IO_AGAIN) break;
+    if (n == IO_WANT_WRITE) {
+      set_out(fd, 1);
+      break;
+    }
+    if (n <= 0) {
+      close_conn(fd);
+      return;
+    }
+    on_bytes(fd, tmp, (size_t)n);
+    if (!c->open) return;
+    if (!c->ssl || !SSL_has_pending(c->ssl)) break;
+  }
+  if (c->write_wants_read) {
+    c->write_wants_read = 0;
+    on_writable(fd);
+  }
+}
+
 static void on_writable(int fd) {
   conn_t *c = &conns[fd];
+  if (c->handshaking) {
+    if (tls_step(fd) == 1) on_readable(fd);
+    return;
+  }
   while (c->out_off < c->out.len) {
-    ssize_t w = write(fd, c->out.p + c->out_off, c->out.len - c->out_off);
+    ssize_t w = io_write(fd, c->ssl, c->out.p + c->out_off, c->out.len - c->out_off);
     if (w < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (w == IO_AGAIN) return;
+      if (w == IO_WANT_READ) {
+        c->write_wants_read = 1;
+        return;
+      }
       close_conn(fd);
       return;
     }
@@ -212,14 +271,30 @@ static void on_writable(int fd) {
 
 int main(int argc, char **argv) {
   int port = 0, backlog = 4096, spin = 0;
+  const char *cert = NULL, *key = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--spin")) spin = 1;
     else if (i + 1 < argc && !strcmp(argv[i], "--port")) port = atoi(argv[++i]);
     else if (i + 1 < argc && !strcmp(argv[i], "--backlog")) backlog = atoi(argv[++i]);
+    else if (i + 1 < argc && !strcmp(argv[i], "--tls-cert")) cert = argv[++i];
+    else if (i + 1 < argc && !strcmp(argv[i], "--tls-key")) key = argv[++i];
     else {
-      fprintf(stderr, "usage: refserver [--port 0] [--backlog 4096] [--spin]\n");
+      fprintf(stderr, "usage: refserver [--port 0] [--backlog 4096] [--spin] [--tls-cert FILE --tls-key FILE]\n");
       return 2;
     }
+  }
+  if (!cert != !key) {
+    fprintf(stderr, "refserver: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  if (cert) {
+    tls_ctx = SSL_CTX_new(TLS_server_method());
+    if (!tls_ctx || SSL_CTX_use_certificate_chain_file(tls_ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tls_ctx, key, SSL_FILETYPE_PEM) != 1) {
+      fprintf(stderr, "refserver: cannot use --tls-cert %s --tls-key %s\n", cert, key);
+      return 2;
+    }
+    tls_ctx_common(tls_ctx);
   }
   signal(SIGPIPE, SIG_IGN);
   struct rlimit rl;
@@ -245,7 +320,7 @@ int main(int argc, char **argv) {
   }
   socklen_t al = sizeof a;
   getsockname(ls, (struct sockaddr *)&a, &al);
-  printf("reference server listening on 127.0.0.1 port %d\n", ntohs(a.sin_port));
+  printf("reference server%s listening on 127.0.0.1 port %d\n", tls_ctx ? " tls" : "", ntohs(a.sin_port));
   fflush(stdout);
   ep = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event lev = {.events = EPOLLIN, .data.fd = ls};
@@ -265,6 +340,16 @@ int main(int argc, char **argv) {
           }
           setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           conns[cfd].open = 1;
+          if (tls_ctx) {
+            conns[cfd].ssl = SSL_new(tls_ctx);
+            if (!conns[cfd].ssl || !SSL_set_fd(conns[cfd].ssl, cfd)) {
+              tls_clear();
+              close_conn(cfd);
+              continue;
+            }
+            SSL_set_accept_state(conns[cfd].ssl);
+            conns[cfd].handshaking = 1;
+          }
           struct epoll_event ev = {.events = EPOLLIN, .data.fd = cfd};
           epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);
         }

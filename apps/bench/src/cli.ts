@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join, resolve } from 'node:path';
+import { type Certificates, makeCertificates } from '@comm/talk/certs';
 import { killAll, run } from './children.js';
 import { idle, load, type Pinning, pinningFor, type Server, startServer, statOf } from './measure.js';
 import {
@@ -19,7 +20,9 @@ import {
   type SubjectResult,
   type ThroughputCell,
   type ThroughputWorkload,
+  TLS_CASE,
   throughputTargets,
+  tlsUnsupported,
   type WorkloadName,
   workloadNames,
   workloadSpecs,
@@ -37,10 +40,17 @@ another CPU. Progress on stderr, the table on stdout, JSON and an SVG chart in t
 
   --backends LIST    node,bun,deno,uws (default). node is every Node line installed (node@20,
                      node@24, node@26); name one as node@24. uws runs on the system's Node.
-  --workloads LIST   rr,pipelined,1k,idle,scaling,connect (default: all)
+  --workloads LIST   rr,pipelined,1k,tls-rr,tls-pipelined,idle,scaling,connect (default: all)
                        rr         request/response: a line, its reply, the next line
                        pipelined  16 lines in flight per connection
                        1k         1 KiB lines, 16 in flight per connection
+                       tls-rr, tls-pipelined
+                                  rr and pipelined over TLS: the talk server with --tls-cert and
+                                  --tls-key against the runtime's own TLS server (node:tls,
+                                  Bun.listen tls, Deno.listenTls, uWS SSLApp); a certificate made
+                                  with openssl for the run, verified by the load generator;
+                                  handshakes before the clock. A backend that declares
+                                  R22.talk-over-tls has no figures there
                        idle       RSS per idle connection, --idle connections each after one reply
                        scaling    the talk server as 1 worker against 2 sharing a port with
                                   reuseport (2 workers' throughput / 1 worker's), unpinned; the
@@ -76,6 +86,15 @@ interface Options {
   scalingConnections: number;
   out: string;
   smoke: boolean;
+}
+
+/** The certificates of the TLS rows: made once per run with openssl, removed at exit. */
+let certificates: Certificates | null = null;
+process.on('exit', () => certificates?.remove());
+
+function tlsCertificates(): Certificates {
+  certificates ??= makeCertificates('comm-bench-tls-');
+  return certificates;
 }
 
 function fail(message: string): never {
@@ -188,9 +207,13 @@ async function measureRound(
         lineBytes: spec.lineBytes,
         seconds,
         warmup: 0,
+        tls: spec.overTls ? { ca: tlsCertificates().ca } : null,
       },
       pinning,
     );
+    if (spec.overTls && !result.tls) return { error: 'the load generator did not talk TLS' };
+    if (spec.overTls && result.perSecond > 0 && !result.tlsSession)
+      return { error: 'replies came, but no TLS handshake finished' };
     if (result.perSecond === 0 && result.errors > 0)
       return { error: `${result.errors} connection errors, no replies` };
     return statOf(result);
@@ -333,24 +356,47 @@ async function deviationsOf(subject: Subject): Promise<Deviation[] | null> {
   }
 }
 
-/** One throughput workload on one subject: its talk server and its bare server, fresh, side by side. */
+/**
+ * One throughput workload on one subject: its talk server and its bare server, fresh, side by
+ * side. A TLS workload on a backend that declares it cannot serve TLS is a row without figures.
+ */
 async function throughputCell(
   subject: Subject,
   workload: ThroughputWorkload,
   options: Options,
   pinning: Pinning,
+  deviations: Deviation[] | null,
 ): Promise<ThroughputCell> {
+  const overTls = workloadSpecs[workload].overTls;
+  const unsupported = tlsUnsupported(workload, deviations);
+  if (unsupported !== null) {
+    progress(`${subject.name} ${workload}: not measured: ${subject.backend} declares ${TLS_CASE}`);
+    const partial = {
+      kind: 'throughput' as const,
+      workload,
+      comm: { rounds: [], median: null },
+      bare: { rounds: [], median: null },
+      ratio: { throughput: null, p99: null },
+    };
+    return {
+      ...partial,
+      targets: throughputTargets(partial),
+      tls: true,
+      unsupported,
+    };
+  }
   let comm: Server | null = null;
   let bare: Server | null = null;
   try {
     progress(
-      `${subject.name} ${workload}: starting the talk server (${subject.runtime}) and the bare ${subject.backend} server`,
+      `${subject.name} ${workload}: starting the talk server (${subject.runtime}) and the bare ${subject.backend} server${overTls ? ', both over TLS' : ''}`,
     );
     const timeWait = socketsInTimeWait();
-    comm = await startServer(`${subject.name} talk server`, talkCommand(subject), pinning);
-    bare = await startServer(`${subject.name} bare server`, bareCommand(subject), pinning);
+    const tls = overTls ? tlsCertificates() : null;
+    comm = await startServer(`${subject.name} talk server`, talkCommand(subject, tls), pinning);
+    bare = await startServer(`${subject.name} bare server`, bareCommand(subject, tls), pinning);
     const cell = await alternate(subject.name, { comm, bare }, subject.transport, workload, options, pinning);
-    return { ...cell, timeWaitAtStart: timeWait };
+    return { ...cell, timeWaitAtStart: timeWait, ...(overTls ? { tls: true } : {}) };
   } catch (error) {
     const message = (error as Error).message;
     progress(`${subject.name} ${workload}: ${message}`);
@@ -362,7 +408,7 @@ async function throughputCell(
       bare: side(),
       ratio: { throughput: null, p99: null },
     };
-    return { ...partial, targets: throughputTargets(partial) };
+    return { ...partial, targets: throughputTargets(partial), ...(overTls ? { tls: true } : {}) };
   } finally {
     await comm?.child.stop();
     await bare?.child.stop();
@@ -380,9 +426,13 @@ async function measureReference(
   progress(`reference ${workload}: the C server, how fast the load generator can drive a server`);
   let server: Server | null = null;
   try {
+    const tls = workloadSpecs[workload].overTls ? tlsCertificates() : null;
     server = await startServer(
-      'reference server',
-      [nativeBinary('refserver'), ['--backlog', '4096', '--spin']],
+      `reference server${tls ? ' (TLS)' : ''}`,
+      [
+        nativeBinary('refserver'),
+        ['--backlog', '4096', '--spin', ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [])],
+      ],
       pinning,
     );
     for (const transport of transports) {
@@ -526,7 +576,7 @@ async function main(): Promise<void> {
                 result.deviations,
                 progress,
               )
-            : await throughputCell(subject, workload, options, pinning),
+            : await throughputCell(subject, workload, options, pinning, result.deviations),
       );
     }
   }

@@ -9,6 +9,8 @@ import { nativeBinary } from './native.js';
 export interface LoadResult {
   mode: string;
   transport: 'tcp' | 'ws';
+  /** Whether it talked TLS (verifying the server's certificate when given a CA). */
+  tls: boolean;
   connections: number;
   depth: number;
   lineBytes: number;
@@ -25,6 +27,8 @@ export interface LoadResult {
   established: number;
   cpuSeconds: number;
   wallSeconds: number;
+  /** --tls: the protocol and cipher of the first handshake (`TLSv1.3 TLS_AES_256_GCM_SHA384`); null without TLS. */
+  tlsSession: string | null;
 }
 
 /** The figures of one run that go into a report. */
@@ -36,6 +40,7 @@ export function statOf(r: LoadResult): Stat {
     loadgenBusy: r.wallSeconds > 0 ? r.cpuSeconds / r.wallSeconds : 0,
     errors: r.errors,
     wrongReplies: r.wrongReplies,
+    ...(r.tlsSession ? { tlsSession: r.tlsSession } : {}),
   };
 }
 
@@ -92,6 +97,8 @@ export interface LoadSpec {
   lineBytes: number;
   seconds: number;
   warmup: number;
+  /** TLS, the certificate and the name localhost verified against `ca`; handshakes before the clock. */
+  tls?: { ca: string } | null;
 }
 
 /** One run of the load generator against `port`; rejects on a timeout or a bad exit. */
@@ -119,6 +126,7 @@ export async function load(
     '--timeout',
     '30',
     ...(transport === 'ws' ? ['--ws'] : []),
+    ...(spec.tls ? ['--tls', '--sni', 'localhost', '--ca', spec.tls.ca] : []),
   ];
   const child = startChild(...pinned(pinning.loadgen, nativeBinary('loadgen'), args));
   const limit = (spec.seconds + spec.warmup + 45) * 1000;

@@ -1,19 +1,37 @@
 import type { IdleResult } from './measure.js';
 
 // scaling runs before connect, which leaves thousands of sockets in TIME_WAIT behind it.
-export const workloadNames = ['rr', 'pipelined', '1k', 'idle', 'scaling', 'connect'] as const;
+export const workloadNames = [
+  'rr',
+  'pipelined',
+  '1k',
+  'tls-rr',
+  'tls-pipelined',
+  'idle',
+  'scaling',
+  'connect',
+] as const;
 export type WorkloadName = (typeof workloadNames)[number];
 export type ThroughputWorkload = Exclude<WorkloadName, 'idle' | 'scaling'>;
 
 /** What each workload asks of the load generator. */
 export const workloadSpecs: Record<
   ThroughputWorkload,
-  { mode: 'rr' | 'pipelined' | 'connect'; depth: number; lineBytes: number; unit: string; what: string }
+  {
+    mode: 'rr' | 'pipelined' | 'connect';
+    depth: number;
+    lineBytes: number;
+    /** Over TLS: the talk server with --tls-cert/--tls-key against the runtime's own TLS server. */
+    overTls: boolean;
+    unit: string;
+    what: string;
+  }
 > = {
   rr: {
     mode: 'rr',
     depth: 1,
     lineBytes: 0,
+    overTls: false,
     unit: 'replies/s',
     what: 'request/response: each connection sends a line and waits for its reply',
   },
@@ -21,6 +39,7 @@ export const workloadSpecs: Record<
     mode: 'pipelined',
     depth: 16,
     lineBytes: 0,
+    overTls: false,
     unit: 'replies/s',
     what: 'pipelined x16: 16 lines in flight per connection',
   },
@@ -28,17 +47,51 @@ export const workloadSpecs: Record<
     mode: 'pipelined',
     depth: 16,
     lineBytes: 1024,
+    overTls: false,
     unit: 'replies/s',
     what: '1 KiB lines, pipelined x16',
+  },
+  'tls-rr': {
+    mode: 'rr',
+    depth: 1,
+    lineBytes: 0,
+    overTls: true,
+    unit: 'replies/s',
+    what: 'rr over TLS: each connection (handshake done before the clock) sends a line and waits for its reply',
+  },
+  'tls-pipelined': {
+    mode: 'pipelined',
+    depth: 16,
+    lineBytes: 0,
+    overTls: true,
+    unit: 'replies/s',
+    what: 'pipelined x16 over TLS: 16 lines in flight per connection',
   },
   connect: {
     mode: 'connect',
     depth: 1,
     lineBytes: 0,
+    overTls: false,
     unit: 'conn/s',
     what: 'connections opened per second: connect, one line, its reply, close',
   },
 };
+
+/** The conformance case a backend declares as a deviation when its talk server cannot serve TLS. */
+export const TLS_CASE = 'R22.talk-over-tls';
+
+/**
+ * A TLS row without figures: why, when the backend declares TLS_CASE (its reason and upstream
+ * link); null when it does not, or for a workload that is not over TLS.
+ */
+export function tlsUnsupported(
+  workload: ThroughputWorkload,
+  deviations: readonly Deviation[] | null,
+): string | null {
+  if (!workloadSpecs[workload].overTls) return null;
+  const declared = deviations?.find((d) => d.cases.includes(TLS_CASE));
+  return declared ? `${TLS_CASE} declared: ${declared.reason} (${declared.upstream})` : null;
+}
 
 /** The targets of issue 7 that the data path is measured against. */
 export const targets = {
@@ -46,6 +99,9 @@ export const targets = {
   pipelined: { throughput: 0.8, p99: 1.25 },
   /** 1 KiB lines are pipelined too: the pipelined targets. */
   '1k': { throughput: 0.8, p99: 1.25 },
+  /** TLS: none set; reported against the runtime's own TLS server. */
+  'tls-rr': null,
+  'tls-pipelined': null,
   connect: null,
   idle: { kib: 16, ratio: 2 },
 } as const;
@@ -58,6 +114,8 @@ export interface Stat {
   loadgenBusy: number;
   errors: number;
   wrongReplies: number;
+  /** Over TLS: the protocol and cipher the server agreed to (`TLSv1.3 TLS_AES_256_GCM_SHA384`). */
+  tlsSession?: string;
 }
 
 export interface Side {
@@ -81,6 +139,10 @@ export interface ThroughputCell {
   targets: Target[];
   /** Sockets in TIME_WAIT on the machine when the cell started (connect leaves them behind). */
   timeWaitAtStart?: number | null;
+  /** Over TLS (the tls- workloads): both servers served TLS, and the load generator verified their certificate. */
+  tls?: boolean;
+  /** Why the subject has no figures in this row: its backend declares that it cannot (a TLS row). */
+  unsupported?: string | null;
 }
 
 export interface IdleSide {
@@ -209,7 +271,7 @@ export function median(values: readonly number[]): number {
 export function medianStat(rounds: Side['rounds']): Stat | null {
   const ok = rounds.filter((r): r is Stat => !('error' in r));
   if (ok.length === 0) return null;
-  const of = (key: keyof Stat) => median(ok.map((r) => r[key]));
+  const of = (key: 'perSecond' | 'p50Us' | 'p99Us' | 'loadgenBusy') => median(ok.map((r) => r[key]));
   return {
     perSecond: of('perSecond'),
     p50Us: of('p50Us'),
@@ -217,6 +279,7 @@ export function medianStat(rounds: Side['rounds']): Stat | null {
     loadgenBusy: of('loadgenBusy'),
     errors: ok.reduce((sum, r) => sum + r.errors, 0),
     wrongReplies: ok.reduce((sum, r) => sum + r.wrongReplies, 0),
+    ...(ok[0]?.tlsSession ? { tlsSession: ok[0].tlsSession } : {}),
   };
 }
 

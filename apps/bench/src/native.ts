@@ -18,23 +18,33 @@ export function compilerVersion(): string | null {
 }
 
 /**
- * The path of `loadgen/<name>.c` compiled with the system's `cc -O2`, built when missing or older
- * than its source or the header it shares (`buf.h`).
+ * The path of `loadgen/<name>.c` compiled with the system's `cc -O2` and linked with OpenSSL
+ * (`-lssl -lcrypto`: libssl-dev), built when missing or older than its source or the headers it
+ * shares (`buf.h`, `tls.h`).
  */
 export function nativeBinary(name: 'loadgen' | 'refserver'): string {
   const source = join(benchDir, 'loadgen', `${name}.c`);
   const binary = join(cacheDir, name);
-  const header = join(benchDir, 'loadgen', 'buf.h');
-  const newest = Math.max(statSync(source).mtimeMs, statSync(header).mtimeMs);
+  const headers = ['buf.h', 'tls.h'].map((h) => join(benchDir, 'loadgen', h));
+  const newest = Math.max(statSync(source).mtimeMs, ...headers.map((h) => statSync(h).mtimeMs));
   if (existsSync(binary) && statSync(binary).mtimeMs >= newest) return binary;
   if (compilerVersion() === null)
     throw new Error(
       'the benchmark compiles its load generator with cc, and there is none: install a C compiler (on Debian: apt-get install gcc; node scripts/setup.mjs does it as root)',
     );
   mkdirSync(cacheDir, { recursive: true });
-  execFileSync('cc', ['-O2', '-Wall', '-o', `${binary}.tmp`, source], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  try {
+    execFileSync('cc', ['-O2', '-Wall', '-o', `${binary}.tmp`, source, '-lssl', '-lcrypto'], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+  } catch (error) {
+    // The usual cause: OpenSSL's headers and libraries are not installed.
+    if (!existsSync('/usr/include/openssl/ssl.h'))
+      throw new Error(
+        `cannot compile ${name}.c: it speaks TLS with OpenSSL, whose headers are missing (/usr/include/openssl/ssl.h): on Debian apt-get install libssl-dev (node scripts/setup.mjs --bench does it as root)`,
+      );
+    throw error;
+  }
   renameSync(`${binary}.tmp`, binary);
   return binary;
 }

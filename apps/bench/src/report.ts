@@ -71,6 +71,7 @@ function cellColumns(cell: ThroughputCell | IdleCell): string[] {
       verdicts(cell.targets),
     ];
   }
+  if (cell.unsupported) return [cell.workload, `not available: ${cell.unsupported}`, '', '', '', '', '', ''];
   const unit = workloadSpecs[cell.workload].unit;
   const side = (s: typeof cell.comm) =>
     s.median
@@ -228,6 +229,22 @@ export function notes(report: Report): string[] {
     lines.push(
       `scaling: nothing pinned, on either side (two workers and the load generator share the ${String(report.machine.cores)} CPUs); every worker has reuseport; worker CPU: its CPU time (all threads) over the round's wall time, median of the rounds, 100% is one CPU; loadgen CPU: the load generator's, likewise; rest of machine: the CPU everything else used meanwhile (/proc/stat), the most of any round`,
     );
+  // Over TLS: what each server agreed with the load generator (the first handshake of each side).
+  const sessions = report.subjects.flatMap((s) =>
+    s.cells.flatMap((c) =>
+      c.kind === 'throughput' && c.tls && !c.unsupported
+        ? [
+            { what: `${s.name} ${c.workload} talk`, session: c.comm.median?.tlsSession ?? null },
+            { what: `${s.name} ${c.workload} bare`, session: c.bare.median?.tlsSession ?? null },
+          ]
+        : [],
+    ),
+  );
+  const agreed = [...new Set(sessions.map((s) => s.session))];
+  if (agreed.length === 1 && agreed[0] !== null)
+    lines.push(`TLS: every server agreed ${agreed[0]} with the load generator`);
+  else if (sessions.length > 0)
+    lines.push(`TLS: ${sessions.map((s) => `${s.what} ${s.session ?? 'no handshake'}`).join(', ')}`);
   for (const s of report.subjects) {
     if (s.deviations === null) lines.push(`${s.name} (${s.runtime}): declared deviations unknown`);
     else if (s.deviations.length === 0) lines.push(`${s.name} (${s.runtime}): no declared deviations`);
@@ -358,6 +375,7 @@ export function summaryRows(report: Report): string[][] {
         const short = cell.comm.rounds.some((r) => !('error' in r) && r.established < r.connections);
         return `${kib(cell.comm.kibPerConnection)}${short ? '*' : ''}, ${x(cell.ratio)} bare${verdict}`;
       }
+      if (cell.unsupported) return 'not available (declared)';
       return `${x(cell.ratio.throughput)}, p99 ${x(cell.ratio.p99)}${verdict}`;
     });
     const deviations =

@@ -125,8 +125,19 @@ function byMajor(a: string, b: string): number {
   return Number(a.split('@')[1]) - Number(b.split('@')[1]);
 }
 
-/** The command line of the subject's talk server (apps/talk), run in its runtime directly. */
-export function talkCommand(subject: Subject): [string, string[]] {
+/** A certificate and its key, for the servers of the TLS rows. */
+export interface TlsFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** `--tls-cert FILE --tls-key FILE`, or nothing. */
+function tlsArgs(tls: TlsFiles | null | undefined): string[] {
+  return tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [];
+}
+
+/** The command line of the subject's talk server (apps/talk), run in its runtime directly; over TLS with `tls`. */
+export function talkCommand(subject: Subject, tls?: TlsFiles | null): [string, string[]] {
   return [
     subject.bin,
     [
@@ -140,15 +151,20 @@ export function talkCommand(subject: Subject): [string, string[]] {
       '127.0.0.1',
       '--backlog',
       '4096',
+      ...tlsArgs(tls),
     ],
   ];
 }
 
-/** The command line of the same protocol written directly on the subject's runtime. */
-export function bareCommand(subject: Subject): [string, string[]] {
+/** The command line of the same protocol written directly on the subject's runtime; over its own TLS with `tls`. */
+export function bareCommand(subject: Subject, tls?: TlsFiles | null): [string, string[]] {
   return [
     subject.bin,
-    [...subject.runArgs, join(repoRoot, 'apps', 'bench', 'dist', 'bare', `${subject.backend}.js`)],
+    [
+      ...subject.runArgs,
+      join(repoRoot, 'apps', 'bench', 'dist', 'bare', `${subject.backend}.js`),
+      ...tlsArgs(tls),
+    ],
   ];
 }
 

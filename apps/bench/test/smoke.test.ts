@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,59 @@ describe('pnpm bench --smoke', () => {
     expect(chart.trim().endsWith('</svg>')).toBe(true);
     for (const s of subjects) expect(chart).toContain(`>${s}</text>`);
     expect(existsSync(join(out, 'latest.md'))).toBe(true);
+  }, 120_000);
+});
+
+describe('pnpm bench --smoke --workloads tls-rr,tls-pipelined', () => {
+  it("each backend's talk server and its runtime's own TLS server answer over TLS, every reply right", async () => {
+    const subjects = ['node@20', 'bun', 'deno', 'uws'];
+    const workloads = ['tls-rr', 'tls-pipelined'];
+    const dir = join(out, 'tls');
+    mkdirSync(dir, { recursive: true });
+    const { code, stdout, stderr } = await runCli([
+      '--smoke',
+      '--backends',
+      subjects.join(','),
+      '--workloads',
+      workloads.join(','),
+      '--out',
+      dir,
+    ]);
+    expect(code, stderr).toBe(0);
+    for (const s of subjects)
+      for (const w of workloads) expect(stdout).toMatch(new RegExp(`^${s}\\s+${w}\\s+\\d`, 'm'));
+    // Both servers said they serve TLS as they started.
+    expect(stderr).toMatch(/both over TLS/);
+    const report = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8'));
+    expect(report.subjects.map((s: { name: string }) => s.name)).toEqual(subjects);
+    // The reference server, over TLS too, on both transports.
+    for (const w of workloads)
+      for (const transport of ['tcp', 'ws'])
+        expect(report.loadgen.reference[w][transport].median.perSecond, `${w} ${transport}`).toBeGreaterThan(
+          0,
+        );
+    for (const subject of report.subjects) {
+      expect(subject.cells.map((c: { workload: string }) => c.workload)).toEqual(workloads);
+      for (const cell of subject.cells) {
+        const what = `${subject.name} ${cell.workload}`;
+        expect(cell.kind).toBe('throughput');
+        expect(cell.tls, what).toBe(true);
+        expect(cell.unsupported ?? null, what).toBeNull();
+        // The load generator verified each server's certificate for localhost against the run's CA
+        // and counted every connection that failed: none did, every reply was the right one, and
+        // every round finished handshakes (the protocol and cipher are in its result).
+        for (const side of [cell.comm, cell.bare]) {
+          for (const round of side.rounds) expect(round.error, what).toBeUndefined();
+          expect(side.median.perSecond, what).toBeGreaterThan(0);
+          expect(side.median.errors, what).toBe(0);
+          expect(side.median.wrongReplies, what).toBe(0);
+          // What the handshake agreed, as the load generator saw it.
+          expect(side.median.tlsSession, what).toMatch(/^TLSv1\.[23] [A-Z0-9_-]+$/);
+        }
+      }
+    }
+    // The run's certificates are gone.
+    expect(readdirSync(tmpdir()).filter((name) => name.startsWith('comm-bench-tls-'))).toEqual([]);
   }, 120_000);
 });
 

@@ -1,7 +1,13 @@
 import { fileURLToPath } from 'node:url';
-import { type IpAddress, ipAddressString, type SocketHandle, trustedSources } from '@comm/core';
+import {
+  createSslServerContext,
+  type IpAddress,
+  ipAddressString,
+  type SocketHandle,
+  trustedSources,
+} from '@comm/core';
 import { fail, parseArgs, serviceArg } from './args.js';
-import { backendNames, loadBackend } from './backends.js';
+import { backendNames, loadBackend, type TalkApi } from './backends.js';
 import { inRuntimeOf, runtimeDescription, runtimeOf } from './runtime.js';
 import { makeStreamAndTalk, reportSessionFailure } from './talk.js';
 import { runWorkers, watchSupervisor, withoutValue } from './workers.js';
@@ -10,13 +16,16 @@ const usage = `usage: talk-server [--backend node|bun|deno|uws] [--service 10244
                    [--backlog N] [--keepalive] [--no-nodelay] [--announce] [--verbose] [--log-sessions]
                    [--reuseport] [--workers N]
                    [--proxy-protocol v1|v2|any] [--trusted-proxy ADDR[/PREFIX]]... [--proxy-timeout SECONDS]
+                   [--tls-cert FILE --tls-key FILE]
 Serves the seed's talk protocol until SIGINT or SIGTERM. --service 0 takes any free port.
 A session that fails is one line on stderr (the peer and the cause); --verbose adds its stack.
 --log-sessions prints "session from ADDRESS port PORT" for each connection, before its session.
 --reuseport sets SO_REUSEPORT (Node needs 22.12 or later); --workers N runs N such servers, each
 its own process in the backend's runtime, on one port, restarting any that dies.
 --proxy-protocol: every connection begins with a PROXY protocol header (v1, v2 or any) from a
-trusted proxy (--trusted-proxy, repeatable; loopback by default) within --proxy-timeout seconds (5).`;
+trusted proxy (--trusted-proxy, repeatable; loopback by default) within --proxy-timeout seconds (5).
+--tls-cert FILE --tls-key FILE: serves TLS with that certificate (PEM, its chain after it) and key
+(PEM, unencrypted); the two go together.`;
 
 const { values, flags, lists } = parseArgs(
   process.argv.slice(2),
@@ -30,6 +39,8 @@ const { values, flags, lists } = parseArgs(
       'workers',
       'proxy-protocol',
       'proxy-timeout',
+      'tls-cert',
+      'tls-key',
     ],
     flags: ['keepalive', 'nodelay', 'announce', 'verbose', 'reuseport', 'log-sessions'],
     lists: ['trusted-proxy'],
@@ -70,6 +81,14 @@ if (
 if (proxyProtocol === false && (trustedProxies.length > 0 || timeoutText !== undefined))
   fail(`--${timeoutText === undefined ? 'trusted-proxy' : 'proxy-timeout'} needs --proxy-protocol`, usage);
 
+const tlsCert = values.get('tls-cert');
+const tlsKey = values.get('tls-key');
+if ((tlsCert === undefined) !== (tlsKey === undefined))
+  fail(tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key', usage);
+// Read now, in whatever runtime this is (the supervisor of --workers too): a file that cannot be
+// read is a usage error that names it, before anything starts.
+const checkedTls = tlsContext(createSslServerContext);
+
 if (workers !== null)
   await runWorkers({
     count: workers,
@@ -80,7 +99,10 @@ if (workers !== null)
 
 await inRuntimeOf(backendName, import.meta.url);
 const api = await loadBackend(backendName);
-console.log(`talk server: backend ${api.backend.name}, runtime ${runtimeDescription()}`);
+const sslCtx = checkedTls === null ? null : tlsContext(api.createSslServerContext);
+console.log(
+  `talk server: backend ${api.backend.name}, runtime ${runtimeDescription()}${tlsCert === undefined ? '' : `, TLS with ${tlsCert}`}`,
+);
 // Installed before the server starts: a signal that comes right after the announce line still ends it cleanly.
 let stop: () => void = () => process.exit(0);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop());
@@ -113,6 +135,7 @@ const [server, condition] = await (async () => {
             ...(trustedProxies.length > 0 ? { trustedProxies } : {}),
             ...(proxyHeaderTimeout === undefined ? {} : { proxyHeaderTimeout }),
           }),
+      ...(sslCtx === null ? {} : { sslCtx }),
       // The announce line is printed either way: scripts (the demo) read the port from it.
       announce: flags.get('announce') === false ? null : true,
       error: false,
@@ -136,6 +159,23 @@ if (server.state === 'failed') {
 console.log(`${server.name} terminated`);
 // Sessions handed on to their own processes do not keep a terminated server's process alive.
 process.exit(0);
+
+/**
+ * The server's TLS context from --tls-cert and --tls-key, made with `create` (core's
+ * createSslServerContext; the backend's own for its server); null without them.
+ * A file that cannot be read, or holds no PEM certificate or key, exits 2 with core's message,
+ * which names the file.
+ */
+function tlsContext(
+  create: TalkApi['createSslServerContext'],
+): ReturnType<TalkApi['createSslServerContext']> | null {
+  if (tlsCert === undefined || tlsKey === undefined) return null;
+  try {
+    return create({ certFile: tlsCert, keyFile: tlsKey });
+  } catch (error) {
+    return fail(`talk server: ${(error as Error).message}`);
+  }
+}
 
 /** `session from 127.0.0.2 port 40000`: the peer as getSocketPeerAddress gives it (the proxy's client, with --proxy-protocol). */
 function sessionLine([address, port]: readonly [IpAddress | string | null, number | null]): string {

@@ -60,14 +60,18 @@ export const monologue = [
   'Talk to you later then.  Bye.',
 ];
 
-/** The seed's `talking-to-myself`: says each line, prints what was said and what came back. */
+/**
+ * The seed's `talking-to-myself`: says each line, prints what was said and what came back.
+ * `options` go to openTcpStream (`sslCtx` for TLS).
+ */
 export async function talkingToMyself(
   api: TalkApi,
   host: string,
   service: number | string,
   print: (line: string) => void = console.log,
+  options: Omit<Parameters<TalkApi['openTcpStream']>[2] & object, 'errorp'> = {},
 ): Promise<void> {
-  const talk = await api.openTcpStream(host, service, { errorp: true });
+  const talk = await api.openTcpStream(host, service, { ...options, errorp: true });
   if (!talk) throw new Error('unreachable: errorp is true');
   try {
     for (const monolog of monologue) {

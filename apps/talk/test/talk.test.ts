@@ -1,8 +1,14 @@
+import { readdirSync } from 'node:fs';
 import * as net from 'node:net';
+import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 // The built scripts, run as a user runs them: real processes, real ports.
 import { type Child, scriptCommand, startChild } from '../dist/children.js';
+import { tlsDemoBackends } from '../dist/demo-backends.js';
 import { transcript } from './helpers.js';
+
+/** The demo's temp dirs (its certificates) in the system's temp dir. */
+const demoDirs = () => readdirSync(tmpdir()).filter((name) => name.startsWith('comm-talk-demo-'));
 
 const children: Child[] = [];
 function run(script: string, args: string[]): Child {
@@ -25,17 +31,24 @@ afterEach(async () => {
 });
 
 describe('the talk apps', () => {
-  it('the demo prints the seed transcript exactly and exits 0', async () => {
+  it('the demo prints the seed transcript exactly on each backend, then again over TLS, leaves no certificate behind and exits 0', async () => {
+    const before = demoDirs();
     const demo = run('demo.js', []);
-    expect(await demo.exited).toBe(0);
+    expect(await demo.exited, demo.errors()).toBe(0);
     const lines = demo.output().trim().split('\n');
-    expect(lines).toEqual(
-      ['node', 'bun', 'deno', 'uws'].flatMap((backend) => [
+    expect(lines).toEqual([
+      ...['node', 'bun', 'deno', 'uws'].flatMap((backend) => [
         `--- talk on the ${backend} backend ---`,
         ...transcript,
       ]),
-    );
-  }, 30_000);
+      ...tlsDemoBackends.flatMap((backend) => [
+        `--- talk over TLS on the ${backend} backend ---`,
+        ...transcript,
+      ]),
+    ]);
+    // Its CA and certificate were made in a temp dir, and removed.
+    expect(demoDirs()).toEqual(before);
+  }, 60_000);
 
   it('the server announces its port, serves the client, and exits 0 on SIGTERM', async () => {
     const server = run('server.js', ['--service', '0', '--address', '127.0.0.1']);

@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
 import process from 'node:process';
+import { tlsFiles } from './tls-args.js';
 
 // The talk protocol written the obvious way on Bun.listen: decode, split lines, answer every line
 // of one read in one write (what the socket does not take waits for drain). Bun.listen has no
-// backlog option (Bun passes 512 to listen(2)).
+// backlog option (Bun passes 512 to listen(2)). With --tls-cert FILE --tls-key FILE, the same
+// with Bun.listen's `tls` (the baseline of the TLS rows).
 interface BareSocket {
   data: { pending: string; decoder: InstanceType<typeof TextDecoder>; unsent: Uint8Array | null };
   write(data: Uint8Array): number;
@@ -13,6 +16,7 @@ interface BunGlobal {
   listen(options: {
     hostname: string;
     port: number;
+    tls?: { cert: string; key: string };
     socket: {
       open(socket: BareSocket): void;
       data(socket: BareSocket, data: Uint8Array): void;
@@ -40,9 +44,11 @@ function send(socket: BareSocket, bytes: Uint8Array): void {
   }
 }
 
+const files = tlsFiles('bun', process.argv.slice(2));
 const server = Bun.listen({
   hostname: '127.0.0.1',
   port: 0,
+  ...(files ? { tls: { cert: readFileSync(files.cert, 'utf8'), key: readFileSync(files.key, 'utf8') } } : {}),
   socket: {
     open(socket) {
       socket.data = { pending: '', decoder: new TextDecoder(), unsent: null };
@@ -78,5 +84,5 @@ const server = Bun.listen({
     error() {},
   },
 });
-console.log(`bare bun ${Bun.version} listening on 127.0.0.1 port ${server.port}`);
+console.log(`bare bun ${Bun.version}${files ? ' tls' : ''} listening on 127.0.0.1 port ${server.port}`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(0));

@@ -1,16 +1,22 @@
+import { tlsFiles } from './tls-args.js';
+
 // The talk protocol written the obvious way on Deno.listen: a read loop per connection, decode,
 // split lines, answer every line of one read in one write. Deno.listen has no backlog option.
+// With --tls-cert FILE --tls-key FILE, the same on Deno.listenTls (the baseline of the TLS rows).
 interface DenoConn {
   read(buffer: Uint8Array): Promise<number | null>;
   write(data: Uint8Array): Promise<number>;
-  setNoDelay(on?: boolean): void;
+  /** Deno.TcpConn's; a Deno.TlsConn has none (Deno sets TCP_NODELAY on accepted sockets). */
+  setNoDelay?(on?: boolean): void;
   close(): void;
 }
+type DenoListener = AsyncIterable<DenoConn> & { addr: { port: number } };
 interface DenoGlobal {
   version: { deno: string };
-  listen(options: { hostname: string; port: number }): AsyncIterable<DenoConn> & {
-    addr: { port: number };
-  };
+  listen(options: { hostname: string; port: number }): DenoListener;
+  listenTls(options: { hostname: string; port: number; cert: string; key: string }): DenoListener;
+  readTextFileSync(path: string): string;
+  args: string[];
   addSignalListener(signal: string, handler: () => void): void;
   exit(code: number): never;
 }
@@ -18,7 +24,7 @@ const Deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
 const encoder = new TextEncoder();
 
 async function talk(conn: DenoConn): Promise<void> {
-  conn.setNoDelay(true);
+  conn.setNoDelay?.(true);
   const decoder = new TextDecoder();
   const buffer = new Uint8Array(64 * 1024);
   let pending = '';
@@ -47,7 +53,17 @@ async function talk(conn: DenoConn): Promise<void> {
   }
 }
 
-const listener = Deno.listen({ hostname: '127.0.0.1', port: 0 });
-console.log(`bare deno ${Deno.version.deno} listening on 127.0.0.1 port ${listener.addr.port}`);
+const files = tlsFiles('deno', Deno.args);
+const listener = files
+  ? Deno.listenTls({
+      hostname: '127.0.0.1',
+      port: 0,
+      cert: Deno.readTextFileSync(files.cert),
+      key: Deno.readTextFileSync(files.key),
+    })
+  : Deno.listen({ hostname: '127.0.0.1', port: 0 });
+console.log(
+  `bare deno ${Deno.version.deno}${files ? ' tls' : ''} listening on 127.0.0.1 port ${listener.addr.port}`,
+);
 for (const signal of ['SIGINT', 'SIGTERM']) Deno.addSignalListener(signal, () => Deno.exit(0));
 for await (const conn of listener) void talk(conn);

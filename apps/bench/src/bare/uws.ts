@@ -1,10 +1,12 @@
 import { createRequire } from 'node:module';
+import { tlsFiles } from './tls-args.js';
 
 // The talk protocol written the obvious way on uWebSockets.js, speaking comm-stream (the byte
 // stream in binary WebSocket messages, as @comm/uws): decode each message, split lines, answer
 // every line of one message in one binary message; an empty message (FIN) is answered with one,
 // then a close. The same WebSocket settings as @comm/uws: no compression, 1 MiB messages, 120 s
-// idle timeout with automatic pings.
+// idle timeout with automatic pings. With --tls-cert FILE --tls-key FILE, the same on SSLApp (the
+// baseline of the TLS rows: comm-stream over wss).
 interface UserData {
   pending: string;
   decoder: InstanceType<typeof TextDecoder>;
@@ -15,6 +17,7 @@ interface Ws {
   end(code?: number): void;
 }
 interface Uws {
+  SSLApp(options: { cert_file_name: string; key_file_name: string }): ReturnType<Uws['App']>;
   App(): {
     ws(
       pattern: string,
@@ -58,8 +61,8 @@ if (typeof uws.getParts !== 'function') {
   process.exit(1);
 }
 
-uws
-  .App()
+const files = tlsFiles('uws', process.argv.slice(2));
+(files ? uws.SSLApp({ cert_file_name: files.cert, key_file_name: files.key }) : uws.App())
   .ws('/*', {
     compression: 0,
     maxPayloadLength: 1024 * 1024,
@@ -101,7 +104,7 @@ uws
       process.exit(1);
     }
     console.log(
-      `bare uws (node ${process.versions.node}) listening on 127.0.0.1 port ${uws.us_socket_local_port(token)}`,
+      `bare uws (node ${process.versions.node})${files ? ' tls' : ''} listening on 127.0.0.1 port ${uws.us_socket_local_port(token)}`,
     );
   });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(0));
