@@ -6,6 +6,7 @@ import process from 'node:process';
 import { listenBacklog, socketOptions, within } from '@comm/conformance';
 import type { Connection, Listener, ListenSpec } from '@comm/core';
 import { backend, serverTerminate, startUpServer } from '../src/index.js';
+import { startEmfileServer } from './emfile.js';
 
 /** A seam write as a promise: `undefined` means the kernel took every byte at once. */
 const written = (write: Promise<void> | undefined): Promise<void> => write ?? Promise.resolve();
@@ -517,42 +518,7 @@ async function cpuTicks(pid: number): Promise<number> {
 describe('bun backend at the descriptor limit (R14a)', () => {
   it('connections past the limit are reset, the loop does not spin, and clients are served again once descriptors are free', async () => {
     const NOFILE = 64;
-    const fixture = new URL('fixtures/emfile-server.mjs', import.meta.url).pathname;
-    const entry = new URL('../dist/index.js', import.meta.url).pathname;
-    // The shell lowers RLIMIT_NOFILE, then becomes Bun (exec): the child's pid is Bun's.
-    const child = spawn(
-      'sh',
-      ['-c', `ulimit -n ${NOFILE} && exec "$0" "$@"`, process.execPath, fixture, entry],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      },
-    );
-    cleanups.push(() => {
-      try {
-        process.kill(-(child.pid as number), 'SIGKILL');
-      } catch {
-        // Gone already.
-      }
-    });
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-      out += text;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-      out += text;
-    });
-    const port = await within(
-      (async () => {
-        for (;;) {
-          const found = /^ANNOUNCE (\d+)$/m.exec(out);
-          if (found) return Number(found[1]);
-          await sleep(20);
-        }
-      })(),
-      10_000,
-      'the announce line',
-    );
+    const { child, port, output } = await startEmfileServer(NOFILE, [], cleanups);
 
     // More clients than the child has descriptors: those past its reserve are reset, not queued for ever.
     const clients = Array.from({ length: 2 * NOFILE }, () => firstLine(port, 10_000));
@@ -576,6 +542,6 @@ describe('bun backend at the descriptor limit (R14a)', () => {
     for (const [k, client] of clients.entries()) if (outcomes[k] === 'served') client.socket.destroy();
     await sleep(200);
     expect(await firstLine(port, 5000).outcome).toBe('served');
-    expect(out).not.toContain('END ');
+    expect(output()).not.toContain('END ');
   }, 30_000);
 });

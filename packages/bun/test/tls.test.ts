@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import process from 'node:process';
 import * as tls from 'node:tls';
 import { listenBacklog, within } from '@comm/conformance';
 import type { Connection, Listener, ListenSpec, StartUpServerOptions, TlsServerSpec } from '@comm/core';
@@ -20,6 +19,7 @@ import {
   serverTerminate,
   startUpServer,
 } from '../src/index.js';
+import { startEmfileServer } from './emfile.js';
 
 // TLS (R22) on Bun.listen / Bun.connect / upgradeTLS, against peers that are not @comm: Python's ssl
 // module (OpenSSL), and Bun's own node:tls. Certificates are made here with the system's openssl.
@@ -696,45 +696,10 @@ describe('bun backend seam over TLS', () => {
 describe('bun TLS backend at the descriptor limit (R14a)', () => {
   it('TLS connections past the limit are reset, and served again once descriptors are free', async () => {
     const NOFILE = 64;
-    const fixture = new URL('fixtures/emfile-server.mjs', import.meta.url).pathname;
-    const entry = new URL('../dist/index.js', import.meta.url).pathname;
-    const child = spawn(
-      'sh',
-      [
-        '-c',
-        `ulimit -n ${NOFILE} && exec "$0" "$@"`,
-        process.execPath,
-        fixture,
-        entry,
-        file('server.pem'),
-        file('server.key'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-    );
-    cleanups.push(() => {
-      try {
-        process.kill(-(child.pid as number), 'SIGKILL');
-      } catch {
-        // Gone already.
-      }
-    });
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-      out += text;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-      out += text;
-    });
-    const port = await within(
-      (async () => {
-        for (;;) {
-          const found = /^ANNOUNCE (\d+)$/m.exec(out);
-          if (found) return Number(found[1]);
-          await sleep(20);
-        }
-      })(),
-      10_000,
-      'the announce line',
+    const { port, output } = await startEmfileServer(
+      NOFILE,
+      [file('server.pem'), file('server.key')],
+      cleanups,
     );
     const ca = await caPem();
     const firstLine = (timeoutMs: number) => {
@@ -766,6 +731,6 @@ describe('bun TLS backend at the descriptor limit (R14a)', () => {
     for (const [k, client] of clients.entries()) if (outcomes[k] === 'served') client.socket.destroy();
     await sleep(300);
     expect(await firstLine(5000).outcome).toBe('served');
-    expect(out).not.toContain('END ');
+    expect(output()).not.toContain('END ');
   }, 30_000);
 });

@@ -3,6 +3,7 @@ import { socketOptions } from '@comm/conformance';
 import type { Connection, ListenSpec } from '@comm/core';
 import { acceptFailurePolicy } from '@comm/core';
 import { backend } from '../dist/index.js';
+import { seamTest } from './helpers.ts';
 
 /** A seam write as a promise: `undefined` means the kernel took every byte at once. */
 const written = (write: Promise<void> | undefined): Promise<void> => write ?? Promise.resolve();
@@ -23,36 +24,6 @@ const spec4: ListenSpec = {
   reusePort: false,
 };
 
-/** Every test gets a deadline and its cleanups, run last first whatever happens. */
-function seamTest(name: string, ms: number, fn: (defer: (cleanup: () => unknown) => void) => Promise<void>) {
-  Deno.test({
-    name,
-    // Closing a socket settles its pending operations a moment later, after the test body.
-    sanitizeOps: false,
-    sanitizeResources: false,
-    async fn() {
-      const cleanups: Array<() => unknown> = [];
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        await Promise.race([
-          fn((cleanup) => cleanups.push(cleanup)),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`${name}: not done within ${ms} ms`)), ms);
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-        for (const cleanup of cleanups.reverse()) {
-          try {
-            await cleanup();
-          } catch (error) {
-            console.error(`cleanup of "${name}" failed:`, error);
-          }
-        }
-      }
-    },
-  });
-}
 
 function pick(options: { nodelay: boolean; keepalive: boolean }) {
   return { nodelay: options.nodelay, keepalive: options.keepalive };

@@ -13,6 +13,7 @@ import {
   serverTerminate,
   startUpServer,
 } from '../dist/index.js';
+import { seamTest as tlsTest } from './helpers.ts';
 
 // R22 on Deno. These tests run with every permission: TLS servers are Deno's node:tls on sockets
 // made with FFI, TLS clients its node:tls, STARTTLS clients Deno.startTls. Deno.listenTls (what a
@@ -33,35 +34,6 @@ const spec4: ListenSpec = {
   reusePort: false,
 };
 
-/** Every test gets a deadline and its cleanups, run last first whatever happens. */
-function tlsTest(name: string, ms: number, fn: (defer: (cleanup: () => unknown) => void) => Promise<void>) {
-  Deno.test({
-    name,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    async fn() {
-      const cleanups: Array<() => unknown> = [];
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        await Promise.race([
-          fn((cleanup) => cleanups.push(cleanup)),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`${name}: not done within ${ms} ms`)), ms);
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-        for (const cleanup of cleanups.reverse()) {
-          try {
-            await cleanup();
-          } catch (error) {
-            console.error(`cleanup of "${name}" failed:`, error);
-          }
-        }
-      }
-    },
-  });
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const written = (write: Promise<void> | undefined): Promise<void> => write ?? Promise.resolve();
