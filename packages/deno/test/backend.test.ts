@@ -24,7 +24,6 @@ const spec4: ListenSpec = {
   reusePort: false,
 };
 
-
 function pick(options: { nodelay: boolean; keepalive: boolean }) {
   return { nodelay: options.nodelay, keepalive: options.keepalive };
 }

@@ -1,7 +1,11 @@
 // What the Deno tests share.
 
 /** Every test gets a deadline and its cleanups, run last first whatever happens. */
-export function seamTest(name: string, ms: number, fn: (defer: (cleanup: () => unknown) => void) => Promise<void>) {
+export function seamTest(
+  name: string,
+  ms: number,
+  fn: (defer: (cleanup: () => unknown) => void) => Promise<void>,
+) {
   Deno.test({
     name,
     // Closing a socket settles its pending operations a moment later, after the test body.

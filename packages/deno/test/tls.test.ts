@@ -34,7 +34,6 @@ const spec4: ListenSpec = {
   reusePort: false,
 };
 
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const written = (write: Promise<void> | undefined): Promise<void> => write ?? Promise.resolve();
 
