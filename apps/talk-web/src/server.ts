@@ -1,11 +1,6 @@
 import { readFileSync } from 'node:fs';
-import {
-  bindUws,
-  type ServerProcess,
-  type SocketStream,
-  type UwsHttpRequest,
-  type UwsHttpResponse,
-} from '@comm/uws';
+import { bindUws, type ServerProcess, type SocketStream } from '@comm/uws';
+import type { UwsHttpRequest, UwsHttpResponse } from '@comm/uws/backend';
 import { makeStreamAndTalk } from './talk.js';
 
 /** The page and its script: `public/index.html`, and the page module tsc built into `dist/page` (from src/ or dist/ alike). */

@@ -10,8 +10,14 @@ import type {
   TlsClientSpec,
   TlsInfo,
   TlsServerSpec,
-} from '@comm/core';
-import { AcceptQueue, admitConnection, connectionClosed, ReadAhead, releaseConnection } from '@comm/core';
+} from '@comm/core/backend';
+import {
+  AcceptQueue,
+  admitConnection,
+  connectionClosed,
+  ReadAhead,
+  releaseConnection,
+} from '@comm/core/backend';
 import {
   connect,
   listen,

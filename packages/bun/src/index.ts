@@ -1,4 +1,4 @@
-import { bindBackend } from '@comm/core';
+import { bindBackend } from '@comm/core/backend';
 import { bunBackend } from './backend.js';
 
 export * from '@comm/core';

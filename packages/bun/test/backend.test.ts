@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import process from 'node:process';
 import { listenBacklog, socketOptions, within } from '@comm/conformance';
-import type { Connection, Listener, ListenSpec } from '@comm/core';
+import type { Connection, Listener, ListenSpec } from '@comm/core/backend';
 import { backend, serverTerminate, startUpServer } from '../src/index.js';
 import { startEmfileServer } from './emfile.js';
 

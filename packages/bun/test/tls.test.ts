@@ -6,7 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { listenBacklog, within } from '@comm/conformance';
-import type { Connection, Listener, ListenSpec, StartUpServerOptions, TlsServerSpec } from '@comm/core';
+import type {
+  Connection,
+  Listener,
+  ListenSpec,
+  StartUpServerOptions,
+  TlsServerSpec,
+} from '@comm/core/backend';
 import {
   attachSsl,
   backend,

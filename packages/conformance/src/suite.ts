@@ -7,6 +7,7 @@ import type {
   AnyServerOptions,
   Backend,
   BoundApi,
+  ConnectionError,
   Deviation,
   getSocketAddress,
   getSocketPeerAddress,
@@ -15,9 +16,10 @@ import type {
   ServerProcess,
   SocketStream,
   StartUpServerResult,
+  StartupCondition,
   socketStreamAddress,
   socketStreamPeerAddress,
-} from '@comm/core';
+} from '@comm/core/backend';
 
 /** What a backend package exports: the contract bound to its backend (`@comm/node` and its siblings). */
 export interface BackendModule {
@@ -32,6 +34,8 @@ export interface BackendModule {
   readonly socketStreamAddress: typeof socketStreamAddress;
   readonly socketStreamPeerAddress: typeof socketStreamPeerAddress;
   readonly ListeningSocket: typeof ListeningSocket;
+  readonly ConnectionError: typeof ConnectionError;
+  readonly StartupCondition: typeof StartupCondition;
   readonly [name: string]: unknown;
 }
 

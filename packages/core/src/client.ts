@@ -1,6 +1,6 @@
 import { Ipv6Address, isIpv4Literal, isIpv6Literal } from './address.js';
 import type { Backend, Connection } from './backend.js';
-import { StartupCondition } from './conditions.js';
+import { ConnectionError, errorCode, StartupCondition } from './conditions.js';
 import {
   type AddressSpec,
   checkAddress,
@@ -8,9 +8,11 @@ import {
   checkIpv6,
   checkKnown,
   checkService,
+  checkStreamOptions,
   describe,
   type Ipv6Mode,
   type Service,
+  type StreamOptions,
 } from './options.js';
 import { resolveEndpoints, resolveService } from './resolve.js';
 import { SocketHandle } from './sockets.js';
@@ -20,17 +22,13 @@ import {
   handshakeWithin,
   SslClientContext,
 } from './ssl.js';
-import { type Direction, type ElementType, SocketStream } from './stream.js';
+import { SocketStream } from './stream.js';
 
-export interface OpenTcpStreamOptions {
-  direction?: Direction;
-  elementType?: ElementType;
-  /** false (the default): a failure resolves to null. true: it rejects with the condition. */
+export interface OpenTcpStreamOptions extends StreamOptions {
+  /** false (the default): a failure resolves to null. true: it rejects with a `ConnectionError`. */
   errorp?: boolean;
   /** Seconds the connection attempt may take; null waits as long as the system does. */
   timeout?: number | null;
-  readTimeout?: number | null;
-  writeTimeout?: number | null;
   localAddress?: AddressSpec;
   localPort?: Service;
   ipv6?: Ipv6Mode;
@@ -54,6 +52,7 @@ const known = new Set([
   'timeout',
   'readTimeout',
   'writeTimeout',
+  'lineLimit',
   'localAddress',
   'localPort',
   'ipv6',
@@ -72,8 +71,10 @@ function connectTimeout(
       timer = setTimeout(
         () =>
           reject(
-            new StartupCondition(`connecting to ${host} port ${port} timed out after ${seconds} s`, {
+            new ConnectionError(`connecting to ${host} port ${port} timed out after ${seconds} s`, {
               code: 'ETIMEDOUT',
+              host,
+              port,
             }),
           ),
         seconds * 1000,
@@ -83,6 +84,18 @@ function connectTimeout(
 }
 
 /** `comm:open-tcp-stream` on a given backend. Wrong options throw at the call; connection failures follow `errorp`. */
+export function openTcpStream(
+  backend: Backend,
+  hostspec: string | number | Ipv6Address,
+  service: number | string,
+  options: OpenTcpStreamOptions & { errorp: true },
+): Promise<SocketStream>;
+export function openTcpStream(
+  backend: Backend,
+  hostspec: string | number | Ipv6Address,
+  service: number | string,
+  options?: OpenTcpStreamOptions,
+): Promise<SocketStream | null>;
 export function openTcpStream(
   backend: Backend,
   hostspec: string | number | Ipv6Address,
@@ -134,30 +147,28 @@ export function openTcpStream(
   const servername = tlsextHostName ?? hostName;
   const tls = sslCtx === null ? undefined : { ...sslCtx.spec, servername };
 
-  // Stream options are checked now too, by building the stream's option object before connecting.
-  const streamOptions = {
-    direction: options.direction ?? 'io',
-    elementType: options.elementType ?? 'base-char',
-    readTimeout: options.readTimeout ?? null,
-    writeTimeout: options.writeTimeout ?? null,
-  } as const;
-  new SocketStream({ socket: placeholder, ...streamOptions });
+  const streamOptions = checkStreamOptions('openTcpStream', options);
 
+  const hostText = String(hostspec instanceof Ipv6Address ? hostspec.toString() : hostspec);
   const attempt = async (): Promise<SocketStream> => {
-    const port = resolveService(service);
-    const endpoints = await resolveEndpoints(hostspec, options.ipv6 ?? 'any', 'any');
+    let port = 0;
+    let endpoints: Awaited<ReturnType<typeof resolveEndpoints>>;
+    try {
+      port = resolveService(service);
+      endpoints = await resolveEndpoints(hostspec, options.ipv6 ?? 'any', 'any');
+    } catch (error) {
+      // An unknown host or service name: the same class as a refused connection, with its own code.
+      throw connectionError(hostText, port, error);
+    }
     let local: string | undefined;
     if (options.localAddress !== undefined && options.localAddress !== null) {
       const [first] = await resolveEndpoints(options.localAddress, options.ipv6 ?? 'any', 'any');
       local = first?.host;
     }
     const localPort = options.localPort == null ? undefined : resolveService(options.localPort, 'localPort');
-    const deadline = connectTimeout(
-      timeout,
-      String(hostspec instanceof Ipv6Address ? hostspec.toString() : hostspec),
-      port,
-    );
+    const deadline = connectTimeout(timeout, hostText, port);
     let last: unknown = null;
+    let lastHost = hostText;
     try {
       for (const endpoint of endpoints) {
         const abandon = new AbortController();
@@ -195,44 +206,53 @@ export function openTcpStream(
             () => {},
           );
           last = error;
-          if (error instanceof StartupCondition && (error.code === 'ETIMEDOUT' || error.tls)) break;
+          lastHost = endpoint.host;
+          if (error instanceof ConnectionError && (error.code === 'ETIMEDOUT' || error.tls)) break;
         }
       }
     } finally {
       deadline.cancel();
     }
-    throw last;
+    throw connectionError(lastHost, port, last);
   };
   const result = attempt();
   return options.errorp ? result : result.catch(() => null);
 }
 
-/** A failed handshake as a condition that names the host, the name verified and the runtime's reason. */
+/** A failed handshake as an error that names the host, the name verified and the runtime's reason. */
 function tlsCondition(
   host: string,
   port: number,
   servername: string | undefined,
   error: unknown,
-): StartupCondition {
+): ConnectionError {
   const reason = error instanceof Error ? error.message : String(error);
-  const code = (error as { code?: unknown } | null)?.code;
   const name = servername === undefined ? '' : ` (${servername})`;
-  const condition = new StartupCondition(`TLS with ${host} port ${port}${name} failed: ${reason}`, {
-    code: typeof code === 'string' ? code : 'ETLS',
+  return new ConnectionError(`TLS with ${host} port ${port}${name} failed: ${reason}`, {
+    code: errorCode(error) ?? 'ETLS',
+    host,
+    port,
+    tls: true,
     cause: error,
   });
-  condition.tls = true;
-  return condition;
 }
 
-/** Stands in for a socket while the stream options are validated. */
-const placeholder: Connection = {
-  local: { address: '0.0.0.0', port: 0, family: 4 },
-  remote: { address: '0.0.0.0', port: 0, family: 4 },
-  read: () => Promise.resolve(null),
-  write: () => Promise.resolve(),
-  end: () => Promise.resolve(),
-  destroy: () => {},
-  setNoDelay: () => {},
-  setKeepAlive: () => {},
-};
+/**
+ * Whatever a runtime rejected a connection with (Node's Error, Deno's ConnectionRefused, Bun's
+ * own), as one class that keeps the runtime's error as its cause.
+ */
+function connectionError(host: string, port: number, error: unknown): ConnectionError {
+  if (error instanceof ConnectionError) return error;
+  const code = errorCode(error) ?? (error instanceof StartupCondition ? 'ENOTFOUND' : 'ECONNFAILED');
+  // A resolution failure already says what it could not resolve.
+  if (error instanceof StartupCondition)
+    return new ConnectionError(error.message, { code, host, port, cause: error });
+  const reason = error instanceof Error ? error.message : String(error);
+  const where = host.includes(':') ? `[${host}]` : host;
+  return new ConnectionError(`cannot connect to ${where} port ${port}: ${reason}`, {
+    code,
+    host,
+    port,
+    cause: error,
+  });
+}

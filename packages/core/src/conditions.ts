@@ -12,6 +12,31 @@ export class StartupCondition extends Error {
   }
 }
 
+/**
+ * Why `openTcpStream` could not connect: what `errorp: true` rejects with, the same class on every
+ * backend. `code` is the system's error name (`ECONNREFUSED`, `ETIMEDOUT`, `ENOTFOUND`, ...).
+ */
+export class ConnectionError extends Error {
+  override readonly name = 'ConnectionError';
+  readonly code: string;
+  /** The host and port that were tried (the last of them, when a name had several addresses). */
+  readonly host: string;
+  readonly port: number;
+  /** True when the TCP connection was made and the TLS handshake failed (verification, protocol, timeout). */
+  readonly tls: boolean;
+
+  constructor(
+    message: string,
+    options: { code: string; host: string; port: number; tls?: boolean; cause?: unknown },
+  ) {
+    super(message, { cause: options.cause });
+    this.code = options.code;
+    this.host = options.host;
+    this.port = options.port;
+    this.tls = options.tls ?? false;
+  }
+}
+
 const explanations: Record<string, string> = {
   EADDRINUSE: 'the address is already in use',
   EACCES: 'permission denied (ports below 1024 need privileges)',

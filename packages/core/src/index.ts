@@ -1,39 +1,36 @@
-import type { Ipv6Address } from './address.js';
-import type { Backend } from './backend.js';
-import { type OpenTcpStreamOptions, openTcpStream } from './client.js';
-import type { AnyServerOptions, StartUpServerOptions, StartUpStreamServerOptions } from './options.js';
-import { type ServerProcess, type StartUpServerResult, serverTerminate, startUpServer } from './server.js';
-import type { SocketStream } from './stream.js';
-
-export * from './address.js';
-export type * from './backend.js';
+// The contract's names, as a user of a backend package sees them (each backend package re-exports
+// this and adds `startUpServer`, `serverTerminate` and `openTcpStream` bound to its runtime).
+// What a backend author needs besides is in `@comm/core/backend`.
+export {
+  Ipv6Address,
+  ipAddressString,
+  ipv6AddressString,
+  parseIpv6Address,
+  stringIpAddress,
+} from './address.js';
 export type { OpenTcpStreamOptions } from './client.js';
-export { errorCode, StartupCondition } from './conditions.js';
-export { admitConnection, releaseConnection } from './descriptors.js';
+export { ConnectionError, StartupCondition } from './conditions.js';
 export type {
   AddressSpec,
   AnnounceFunction,
   AnyServerOptions,
+  Direction,
+  ElementType,
   Ipv6Mode,
   Service,
   StartUpServerOptions,
   StartUpStreamServerOptions,
+  StreamOptions,
   Writable,
 } from './options.js';
-export { formatS } from './options.js';
 export { LightweightProcess, type ProcessState, processRunFunction } from './process.js';
-export { AcceptQueue, connectionClosed, type PausableSource, ReadAhead } from './push.js';
-export { PullQueue } from './queue.js';
 export {
-  type AcceptFailureKind,
-  acceptFailureKind,
-  acceptFailurePolicy,
   ServerProcess,
   type ServerState,
+  type ServerTerminateOptions,
   type StartUpServerResult,
-  serverTerminate,
 } from './server.js';
-export { getServiceEntry, parseServices, type ServiceEntry } from './services.js';
+export { getServiceEntry, type ServiceEntry } from './services.js';
 export {
   type AddressAndPort,
   getSocketAddress,
@@ -52,38 +49,8 @@ export {
 } from './ssl.js';
 export { type AttachSslOptions, attachSsl } from './starttls.js';
 export {
-  type Direction,
-  type ElementType,
   SocketStream,
   type SocketStreamOptions,
   socketStreamAddress,
   socketStreamPeerAddress,
 } from './stream.js';
-export { LOOPBACK_SOURCES, type TrustedSources, trustedSources } from './trusted.js';
-
-/** The part of the public API that depends on the backend, bound to one. */
-export interface BoundApi {
-  readonly backend: Backend;
-  startUpServer(options: StartUpStreamServerOptions & { wait: true }): Promise<StartUpServerResult>;
-  startUpServer(options: StartUpServerOptions & { wait: true }): Promise<StartUpServerResult>;
-  startUpServer(options: StartUpStreamServerOptions & { wait?: false }): ServerProcess;
-  startUpServer(options?: StartUpServerOptions & { wait?: false }): ServerProcess;
-  startUpServer(options?: AnyServerOptions): ServerProcess | Promise<StartUpServerResult>;
-  serverTerminate(process?: ServerProcess | null): boolean;
-  openTcpStream(
-    hostspec: string | number | Ipv6Address,
-    service: number | string,
-    options?: OpenTcpStreamOptions,
-  ): Promise<SocketStream | null>;
-}
-
-/** Binds the contract to a backend: what every backend package exports. */
-export function bindBackend(backend: Backend): BoundApi {
-  return {
-    backend,
-    startUpServer: ((options?: AnyServerOptions) =>
-      startUpServer(backend, options)) as BoundApi['startUpServer'],
-    serverTerminate,
-    openTcpStream: (hostspec, service, options) => openTcpStream(backend, hostspec, service, options),
-  };
-}

@@ -13,6 +13,32 @@ export interface Writable {
 export type Ipv6Mode = 'any' | 'both' | boolean;
 export type Service = number | string | null;
 export type AddressSpec = string | number | Ipv6Address | null;
+export type Direction = 'input' | 'output' | 'io';
+/** Lisp's element types; every stream is bivalent, so this records intent and nothing more. */
+export type ElementType = 'base-char' | 'character' | 'unsigned-byte';
+
+/** How a `SocketStream` reads and writes: what `createStream` and `openTcpStream` take too. */
+export interface StreamOptions {
+  direction?: Direction;
+  elementType?: ElementType;
+  /** Seconds without input after which a read sees end of file; null (the default) waits for ever. */
+  readTimeout?: number | null;
+  /** Seconds a write may take to be taken by the peer before it fails; null (the default) waits for ever. */
+  writeTimeout?: number | null;
+  /** The longest line `readLine` accepts, in bytes (1 MiB by default). */
+  lineLimit?: number;
+}
+
+export const DEFAULT_LINE_LIMIT = 1024 * 1024;
+
+/** Stream options after defaults and validation. */
+export interface StreamSettings {
+  readonly direction: Direction;
+  readonly elementType: ElementType;
+  readonly readTimeout: number | null;
+  readonly writeTimeout: number | null;
+  readonly lineLimit: number;
+}
 
 /** What `announce` is called with: the listening socket, or `null` and why not. */
 export type AnnounceFunction = (socket: ListeningSocket | null, condition: Error | null) => void;
@@ -49,9 +75,12 @@ export type StartUpServerOptions = CommonServerOptions & {
   function?: ((handle: SocketHandle) => unknown) | null;
 };
 
-/** With `createStream: true`, `function` gets a `SocketStream` on the handle (R1). */
+/**
+ * With `createStream: true`, `function` gets a `SocketStream` on the handle (R1); with an object,
+ * a stream made with those options (`{ lineLimit, readTimeout, writeTimeout }`).
+ */
 export type StartUpStreamServerOptions = CommonServerOptions & {
-  createStream: true;
+  createStream: true | StreamOptions;
   function?: ((stream: SocketStream) => unknown) | null;
 };
 
@@ -60,7 +89,8 @@ export type AnyServerOptions = StartUpServerOptions | StartUpStreamServerOptions
 /** The options after defaults, synonyms and validation. */
 export interface ServerOptions {
   readonly function: ((handle: never) => unknown) | null;
-  readonly createStream: boolean;
+  /** The options of the stream `function` gets; null: it gets the handle. */
+  readonly createStream: StreamSettings | null;
   readonly announce: Writable | AnnounceFunction | null;
   readonly service: Service;
   readonly address: AddressSpec;
@@ -161,6 +191,44 @@ export function checkKnown(where: string, options: object, allowed: ReadonlySet<
       throw new TypeError(`${where}: unknown option "${key}"; known options are ${[...allowed].join(', ')}`);
 }
 
+/** A positive number of seconds, or null (given as null or left out). */
+export function checkSeconds(where: string, option: string, value: unknown): number | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value))
+    throw new TypeError(
+      `${where}: option "${option}" must be a positive number of seconds or null, not ${describe(value)}`,
+    );
+  return value;
+}
+
+/** Validates the stream options in `o` (named with `prefix`, as in "createStream.lineLimit") and applies their defaults. */
+export function checkStreamOptions(where: string, o: StreamOptions, prefix = ''): StreamSettings {
+  const direction = o.direction ?? 'io';
+  if (direction !== 'input' && direction !== 'output' && direction !== 'io')
+    throw new TypeError(
+      `${where}: option "${prefix}direction" must be 'input', 'output' or 'io', not ${describe(direction)}`,
+    );
+  const elementType = o.elementType ?? 'base-char';
+  if (elementType !== 'base-char' && elementType !== 'character' && elementType !== 'unsigned-byte')
+    throw new TypeError(
+      `${where}: option "${prefix}elementType" must be 'base-char', 'character' or 'unsigned-byte', not ${describe(elementType)}`,
+    );
+  const lineLimit = o.lineLimit ?? DEFAULT_LINE_LIMIT;
+  if (!Number.isInteger(lineLimit) || lineLimit <= 0)
+    throw new TypeError(
+      `${where}: option "${prefix}lineLimit" must be a positive integer, not ${describe(lineLimit)}`,
+    );
+  return {
+    direction,
+    elementType,
+    readTimeout: checkSeconds(where, `${prefix}readTimeout`, o.readTimeout),
+    writeTimeout: checkSeconds(where, `${prefix}writeTimeout`, o.writeTimeout),
+    lineLimit,
+  };
+}
+
+const streamOptionNames = new Set(['direction', 'elementType', 'readTimeout', 'writeTimeout', 'lineLimit']);
+
 /** Picks one value of a synonym pair (`service`/`localPort`), refusing two different ones. */
 export function synonym<T>(
   where: string,
@@ -221,15 +289,20 @@ export function normalizeServerOptions(input: unknown): ServerOptions {
   if (backlog !== null && !(Number.isInteger(backlog) && (backlog as number) > 0))
     fail('backlog', 'a positive integer or null', backlog);
 
-  for (const name of [
-    'createStream',
-    'nodelay',
-    'keepalive',
-    'wait',
-    'error',
-    'reuseport',
-    'allowRemoteListener',
-  ])
+  let createStream: StreamSettings | null = null;
+  const cs = o.createStream;
+  if (cs !== null && typeof cs === 'object' && !Array.isArray(cs)) {
+    for (const key of Object.keys(cs))
+      if (!streamOptionNames.has(key))
+        throw new TypeError(
+          `startUpServer: unknown option "createStream.${key}"; the stream's options are ${[...streamOptionNames].join(', ')}`,
+        );
+    createStream = checkStreamOptions('startUpServer', cs as StreamOptions, 'createStream.');
+  } else if (cs !== undefined && typeof cs !== 'boolean') {
+    fail('createStream', 'a boolean or an object of stream options ({ lineLimit, readTimeout, ... })', cs);
+  } else if (cs === true) createStream = checkStreamOptions('startUpServer', {});
+
+  for (const name of ['nodelay', 'keepalive', 'wait', 'error', 'reuseport', 'allowRemoteListener'])
     if (o[name] !== undefined) checkBoolean('startUpServer', name, o[name]);
   const wait = (o.wait as boolean | undefined) ?? false;
 
@@ -273,7 +346,7 @@ export function normalizeServerOptions(input: unknown): ServerOptions {
 
   return {
     function: fn as ServerOptions['function'],
-    createStream: (o.createStream as boolean | undefined) ?? false,
+    createStream,
     announce:
       announce === true
         ? consoleWritable

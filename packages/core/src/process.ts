@@ -1,24 +1,28 @@
-import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
 import { describe } from './options.js';
-
-/**
- * The server whose `function` or `announce` is running, so that `serverTerminate()` with no
- * argument knows which server to end, across the awaits of an async handler too.
- */
-export const currentServer = new AsyncLocalStorage<{ requestTerminate(): boolean } | undefined>();
+import { currentServer, outsideServers } from './scope.js';
 
 export type ProcessState = 'running' | 'finished' | 'failed';
 
+/**
+ * What the library closes when a session that was handed it ends badly: its function failed, or
+ * its server's drain time is over (R23). `SocketStream` and `SocketHandle` have it.
+ */
+export const closeSession: unique symbol = Symbol('comm.closeSession');
+
+interface Closable {
+  [closeSession](): void;
+}
+
+function isClosable(value: unknown): value is Closable {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Partial<Closable>)[closeSession] === 'function'
+  );
+}
+
 /** Set by LightweightProcess's static block: records how a process ended. */
 let ended: (process: LightweightProcess, state: ProcessState, error: unknown) => void;
-
-/**
- * Made when this module loads, outside every server: processes start in its scope, so that
- * serverTerminate() inside one ends nothing. (Entering `currentServer.run(undefined, ...)` per
- * process would do the same, but on Node 20 it writes the store onto the caller's promise, and
- * costs as much as a fifth of accepting a connection.)
- */
-const outsideServers = new AsyncResource('comm.LightweightProcess');
 
 /**
  * Runs a process's function after the caller's task (a process is started, not called). One
@@ -32,22 +36,29 @@ async function run(process: LightweightProcess, fn: (...args: never[]) => unknow
     return value;
   } catch (error) {
     ended(process, 'failed', error);
+    // Nothing else holds the session's stream now: close it rather than leave the peer hanging.
+    closeSessionOf(process);
     console.error(`comm: process "${process.name}" failed:`, error);
     return undefined;
   }
 }
+
+/** Closes the streams and socket handles a process was started with. */
+export let closeSessionOf: (process: LightweightProcess) => void;
 
 /** A light-weight process: a named asynchronous task whose failure is reported, never propagated. */
 export class LightweightProcess {
   readonly name: string;
   #state: ProcessState = 'running';
   #error: unknown = null;
+  readonly #args: readonly unknown[];
   /** Settles when the process ends: with `fn`'s value, or `undefined` if it failed. Never rejects. */
   readonly done: Promise<unknown>;
 
   /** @internal use `processRunFunction` */
   constructor(name: string, fn: (...args: never[]) => unknown, args: readonly unknown[]) {
     this.name = name;
+    this.#args = args;
     this.done = outsideServers.runInAsyncScope(run, null, this, fn, args);
   }
 
@@ -55,6 +66,9 @@ export class LightweightProcess {
     ended = (process, state, error) => {
       process.#state = state;
       process.#error = error;
+    };
+    closeSessionOf = (process) => {
+      for (const arg of process.#args) if (isClosable(arg)) arg[closeSession]();
     };
   }
 
@@ -67,7 +81,11 @@ export class LightweightProcess {
   }
 }
 
-/** `mp:process-run-function`: runs `fn(...args)` as a named light-weight process. */
+/**
+ * `mp:process-run-function`: runs `fn(...args)` as a named light-weight process. Started from a
+ * server's `function`, it is one of that server's sessions (`ServerProcess.sessions`, R23); when
+ * `fn` fails, the streams and socket handles among `args` are closed.
+ */
 export function processRunFunction<A extends unknown[]>(
   name: string,
   fn: (...args: A) => unknown,
@@ -77,5 +95,7 @@ export function processRunFunction<A extends unknown[]>(
     throw new TypeError(`processRunFunction: name must be a string, not ${describe(name)}`);
   if (typeof fn !== 'function')
     throw new TypeError(`processRunFunction: fn must be a function, not ${describe(fn)}`);
-  return new LightweightProcess(name, fn as (...args: never[]) => unknown, args);
+  const process = new LightweightProcess(name, fn as (...args: never[]) => unknown, args);
+  currentServer.getStore()?.adopt(process);
+  return process;
 }

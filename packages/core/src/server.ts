@@ -5,12 +5,15 @@ import { builtInListener } from './listener.js';
 import {
   type AnnounceFunction,
   type AnyServerOptions,
+  checkKnown,
+  describe,
   normalizeServerOptions,
   type ServerOptions,
 } from './options.js';
-import { currentServer } from './process.js';
+import { closeSessionOf, type LightweightProcess } from './process.js';
 import { readProxyHeader } from './proxy.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
+import { currentServer, type ServerScope } from './scope.js';
 import { ListeningSocket, SocketHandle } from './sockets.js';
 import { handshakeWithin } from './ssl.js';
 import { type Prepare, PreparingListener } from './stage.js';
@@ -76,8 +79,26 @@ export class ServerProcess {
   #spec: ListenSpec | null = null;
   #opening: Promise<Listener> | null = null;
   #terminateAfterCall = false;
+  /** The drain `serverTerminate()` asked for from inside `function`, applied once it returns. */
+  #drainAfterCall: number | null = null;
   #wake: (() => void) | null = null;
-  readonly #context = { requestTerminate: () => this.#requestTerminate() };
+  readonly #context: ServerScope = {
+    requestTerminate: (drain) => this.#requestTerminate(drain),
+    adopt: (session) => this.#adopt(session as LightweightProcess),
+  };
+
+  readonly #sessions = new Set<LightweightProcess>();
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The drain time is over: sessions still running are closed, and so is any started after. */
+  #drainOver = false;
+  #settleDrained!: () => void;
+  /**
+   * R23: settles once the server has ended and the last of its sessions (the processes its
+   * `function` started with `processRunFunction`) has ended. Never rejects.
+   */
+  readonly drained: Promise<void> = new Promise((resolve) => {
+    this.#settleDrained = resolve;
+  });
 
   /** @internal use `startUpServer` */
   constructor(backend: Backend, options: ServerOptions) {
@@ -102,6 +123,34 @@ export class ServerProcess {
 
   get active(): boolean {
     return this.#state === 'starting' || this.#state === 'listening';
+  }
+
+  /** R23: the live sessions: processes that this server's `function` started and that have not ended. */
+  get sessions(): ReadonlySet<LightweightProcess> {
+    return this.#sessions;
+  }
+
+  #adopt(session: LightweightProcess): void {
+    if (this.#drainOver) closeSessionOf(session);
+    this.#sessions.add(session);
+    void session.done.then(() => {
+      this.#sessions.delete(session);
+      this.#checkDrained();
+    });
+  }
+
+  #checkDrained(): void {
+    if (this.active || this.#sessions.size > 0 || !this.#released) return;
+    clearTimeout(this.#drainTimer);
+    this.#settleDrained();
+  }
+
+  /** R23: after `seconds`, closes the streams of the sessions still running. */
+  #drain(seconds: number): void {
+    this.#drainTimer = setTimeout(() => {
+      this.#drainOver = true;
+      for (const session of this.#sessions) closeSessionOf(session);
+    }, seconds * 1000);
   }
 
   /** @internal opens the socket and starts the accept loop; false if starting failed. */
@@ -227,7 +276,7 @@ export class ServerProcess {
       this.#fail(error);
       return;
     }
-    if (this.#terminateAfterCall) this.terminate();
+    if (this.#terminateAfterCall) this.terminate(this.#drainAfterCall);
   }
 
   /** R2: one connection at a time; the next is accepted only once `function` has returned or settled. */
@@ -271,7 +320,7 @@ export class ServerProcess {
         return;
       }
       if (!(await this.#call(connection))) return;
-      if (this.#terminateAfterCall) this.terminate();
+      if (this.#terminateAfterCall) this.terminate(this.#drainAfterCall);
     }
   }
 
@@ -285,7 +334,7 @@ export class ServerProcess {
     }
     const fn = (o.function ?? builtInListener) as (handle: unknown) => unknown;
     const socket = new SocketHandle(connection);
-    const handle = o.createStream ? new SocketStream({ socket, direction: 'io' }) : socket;
+    const handle = o.createStream ? new SocketStream({ socket, ...o.createStream }) : socket;
     try {
       await fn(handle);
       return true;
@@ -335,9 +384,10 @@ export class ServerProcess {
     });
   }
 
-  #requestTerminate(): boolean {
+  #requestTerminate(drain: number | null): boolean {
     if (!this.active) return false;
     this.#terminateAfterCall = true;
+    this.#drainAfterCall = drain;
     return true;
   }
 
@@ -369,13 +419,20 @@ export class ServerProcess {
           (listener) => listener.close(),
           () => {},
         ) ?? Promise.resolve());
-    void closing.finally(() => this.#settle());
+    void closing.finally(() => {
+      this.#released = true;
+      this.#settle();
+      this.#checkDrained();
+    });
   }
 
-  /** @internal R15; use `serverTerminate`. */
-  terminate(): boolean {
+  #released = false;
+
+  /** @internal R15 and R23; use `serverTerminate`. */
+  terminate(drain: number | null = null): boolean {
     if (!this.active) return false;
     this.#state = 'terminated';
+    if (drain !== null) this.#drain(drain);
     this.#release();
     const announce = this.#options.announce;
     if (typeof announce === 'function') (announce as AnnounceFunction)(null, null);
@@ -397,13 +454,37 @@ export function startUpServer(
   return started.then((ok): StartUpServerResult => (ok ? [server, null] : [null, server.condition as Error]));
 }
 
+export interface ServerTerminateOptions {
+  /**
+   * R23: seconds the server's sessions get to end by themselves once the port is freed; then
+   * their streams are closed. Without it, sessions are left alone (R15).
+   */
+  drain?: number | null;
+}
+
 /**
  * `comm:server-terminate`: ends the server and returns true if it was active. With no argument,
- * inside `function` or `announce`, ends the server running them once `function` returns.
+ * inside `function` or `announce`, ends the server running them once `function` returns. With
+ * `{ drain: seconds }`, then gives its sessions that long before closing them (`process.drained`).
  */
-export function serverTerminate(process?: ServerProcess | null): boolean {
-  if (process === undefined || process === null) return currentServer.getStore()?.requestTerminate() ?? false;
-  if (!(process instanceof ServerProcess))
-    throw new TypeError(`serverTerminate: expected a ServerProcess, not ${typeof process}`);
-  return process.terminate();
+export function serverTerminate(process?: ServerProcess | null, options?: ServerTerminateOptions): boolean {
+  if (process !== undefined && process !== null && !(process instanceof ServerProcess))
+    throw new TypeError(`serverTerminate: expected a ServerProcess or null, not ${describe(process)}`);
+  const drain = drainSeconds(options);
+  if (process === undefined || process === null)
+    return currentServer.getStore()?.requestTerminate(drain) ?? false;
+  return process.terminate(drain);
+}
+
+function drainSeconds(options: ServerTerminateOptions | undefined): number | null {
+  if (options === undefined) return null;
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new TypeError(`serverTerminate: options must be an object, not ${describe(options)}`);
+  checkKnown('serverTerminate', options, new Set(['drain']));
+  const drain = options.drain ?? null;
+  if (drain !== null && !(typeof drain === 'number' && drain >= 0 && Number.isFinite(drain)))
+    throw new TypeError(
+      `serverTerminate: option "drain" must be a number of seconds (0 or more) or null, not ${describe(drain)}`,
+    );
+  return drain;
 }

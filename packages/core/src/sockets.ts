@@ -1,7 +1,11 @@
 import { fromSocketAddress, type Ipv6Address } from './address.js';
 import type { Connection, Listener, SocketAddress, TlsInfo } from './backend.js';
+import { closeSession } from './process.js';
 
 const encoder = new TextEncoder();
+
+/** Records the stream made on a handle (set by SocketHandle's static block). */
+export let streamMadeOn: (handle: SocketHandle, stream: { [closeSession](): void }) => void;
 
 /**
  * The socket handle `function` receives (and `openTcpStream`'s stream holds): the backend's
@@ -10,6 +14,20 @@ const encoder = new TextEncoder();
 export class SocketHandle implements Connection {
   #connection: Connection;
   #closed = false;
+  /** The stream made on this handle, if any: closing the session closes it, output flushed. */
+  #stream: { [closeSession](): void } | null = null;
+
+  static {
+    streamMadeOn = (handle, stream) => {
+      handle.#stream = stream;
+    };
+  }
+
+  /** @internal R23: how the library closes a session it was handed. */
+  [closeSession](): void {
+    if (this.#stream !== null) this.#stream[closeSession]();
+    else this.destroy();
+  }
 
   constructor(connection: Connection) {
     this.#connection = connection;

@@ -1,24 +1,28 @@
 import { setImmediate } from 'node:timers';
 import type { Connection } from './backend.js';
-import { checkKnown, describe } from './options.js';
-import { type AddressAndPort, getSocketAddress, getSocketPeerAddress } from './sockets.js';
+import {
+  checkKnown,
+  checkStreamOptions,
+  type Direction,
+  describe,
+  type ElementType,
+  type StreamOptions,
+} from './options.js';
+import { closeSession } from './process.js';
+import {
+  type AddressAndPort,
+  getSocketAddress,
+  getSocketPeerAddress,
+  SocketHandle,
+  streamMadeOn,
+} from './sockets.js';
 import type { SslClientContext, SslServerContext } from './ssl.js';
 import { attachSsl } from './starttls.js';
 
-export type Direction = 'input' | 'output' | 'io';
-/** Lisp's element types; every stream is bivalent, so this records intent and nothing more. */
-export type ElementType = 'base-char' | 'character' | 'unsigned-byte';
+export type { Direction, ElementType, StreamOptions } from './options.js';
 
-export interface SocketStreamOptions {
+export interface SocketStreamOptions extends StreamOptions {
   socket: Connection;
-  direction?: Direction;
-  elementType?: ElementType;
-  /** Seconds without input after which a read sees end of file; null waits for ever. */
-  readTimeout?: number | null;
-  /** Seconds a write may take to be taken by the peer before it fails; null waits for ever. */
-  writeTimeout?: number | null;
-  /** The longest line `readLine` accepts, in bytes. */
-  lineLimit?: number;
   /** R22: start TLS on the connected socket at once (`attachSsl`); `handshake` settles when it is done. */
   sslCtx?: SslServerContext | SslClientContext | true | null;
   /** Must agree with `sslCtx`'s side when given. */
@@ -32,7 +36,6 @@ export interface SocketStreamOptions {
  * flight) stay under this; a write that takes them past it waits until the peer has taken enough.
  */
 const OUTPUT_BUFFER = 64 * 1024;
-const DEFAULT_LINE_LIMIT = 1024 * 1024;
 /** How long `close()` keeps draining a peer that still sends, before it resets the connection. */
 const LINGER_S = 2;
 const NEWLINE = 0x0a;
@@ -58,15 +61,6 @@ const knownOptions = new Set([
   'handshakeTimeout',
   'tlsextHostName',
 ]);
-
-function checkSeconds(option: string, value: unknown): number | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value))
-    throw new TypeError(
-      `SocketStream: option "${option}" must be a positive number of seconds or null, not ${describe(value)}`,
-    );
-  return value;
-}
 
 function isConnection(value: unknown): value is Connection {
   const c = value as Connection | null;
@@ -157,6 +151,8 @@ export class SocketStream {
   #inStart = 0;
   #scanned = 0;
   #eof = false;
+  /** R16d: a line went past the limit; its rest is dropped as it arrives, up to and with its newline. */
+  #discarding = false;
   #pendingRead: Promise<Uint8Array | null> | null = null;
 
   // Output: encoded chunks, then text not yet encoded (encoded once per flush, not once per line).
@@ -182,27 +178,14 @@ export class SocketStream {
       throw new TypeError(
         `SocketStream: option "socket" must be a socket handle, not ${describe(options.socket)}`,
       );
-    const direction = options.direction ?? 'io';
-    if (direction !== 'input' && direction !== 'output' && direction !== 'io')
-      throw new TypeError(
-        `SocketStream: option "direction" must be 'input', 'output' or 'io', not ${describe(direction)}`,
-      );
-    const elementType = options.elementType ?? 'base-char';
-    if (elementType !== 'base-char' && elementType !== 'character' && elementType !== 'unsigned-byte')
-      throw new TypeError(
-        `SocketStream: option "elementType" must be 'base-char', 'character' or 'unsigned-byte', not ${describe(elementType)}`,
-      );
-    const lineLimit = options.lineLimit ?? DEFAULT_LINE_LIMIT;
-    if (!Number.isInteger(lineLimit) || lineLimit <= 0)
-      throw new TypeError(
-        `SocketStream: option "lineLimit" must be a positive integer, not ${describe(lineLimit)}`,
-      );
+    const settings = checkStreamOptions('SocketStream', options);
     this.socket = options.socket;
-    this.direction = direction;
-    this.elementType = elementType;
-    this.readTimeout = checkSeconds('readTimeout', options.readTimeout);
-    this.writeTimeout = checkSeconds('writeTimeout', options.writeTimeout);
-    this.lineLimit = lineLimit;
+    this.direction = settings.direction;
+    this.elementType = settings.elementType;
+    this.readTimeout = settings.readTimeout;
+    this.writeTimeout = settings.writeTimeout;
+    this.lineLimit = settings.lineLimit;
+    if (options.socket instanceof SocketHandle) streamMadeOn(options.socket, this);
     if (options.sslCtx != null) {
       const { sslCtx, sslSide, handshakeTimeout, tlsextHostName } = options;
       this.handshake = attachSsl(this, { sslCtx, sslSide, handshakeTimeout, tlsextHostName });
@@ -243,8 +226,13 @@ export class SocketStream {
 
   /** Reads more bytes into the buffer; false at end of file or after `readTimeout` seconds of silence. */
   async #fill(): Promise<boolean> {
-    const reading = this.#read();
-    return reading !== null && this.#received(await reading);
+    const before = this.#buffered;
+    for (;;) {
+      const reading = this.#read();
+      if (reading === null || !this.#received(await reading)) return false;
+      // A chunk can add nothing: empty, or all of it the rest of an over-long line (R16d).
+      if (this.#buffered > before) return true;
+    }
   }
 
   /** The next chunk's read, or null at end of file. */
@@ -265,6 +253,12 @@ export class SocketStream {
     if (chunk === null) {
       this.#eof = true;
       return false;
+    }
+    if (this.#discarding) {
+      const newline = chunk.indexOf(NEWLINE);
+      if (newline < 0) return true;
+      this.#discarding = false;
+      chunk = chunk.subarray(newline + 1);
     }
     const buffered = this.#buffered;
     if (buffered === 0) {
@@ -308,10 +302,22 @@ export class SocketStream {
         : text.indexOf('\n', start + this.#scanned);
     if (newline < 0) {
       this.#scanned = bytes.length - start;
-      if (this.#scanned > this.lineLimit) throw this.#lineTooLong();
+      if (this.#scanned > this.lineLimit) {
+        // R16d: what was read of the line is dropped (keeping it is the unbounded memory the
+        // limit prevents), and so is the rest of it as it arrives.
+        this.#dropInput();
+        this.#discarding = true;
+        throw this.#lineTooLong();
+      }
       return undefined;
     }
-    if (newline - start > this.lineLimit) throw this.#lineTooLong();
+    if (newline - start > this.lineLimit) {
+      // The whole line is here: drop it alone, and the lines after it stay readable (R16d).
+      this.#inStart = newline + 1;
+      this.#scanned = 0;
+      if (this.#inStart === bytes.length) this.#dropInput();
+      throw this.#lineTooLong();
+    }
     const end = newline > start && bytes[newline - 1] === RETURN ? newline - 1 : newline;
     const line =
       end === start
@@ -352,8 +358,6 @@ export class SocketStream {
   }
 
   #lineTooLong(): RangeError {
-    // What was read of the line is dropped: keeping it is exactly the unbounded memory the limit prevents.
-    this.#dropInput();
     return new RangeError(`SocketStream: line longer than the line limit of ${this.lineLimit} bytes`);
   }
 
@@ -644,6 +648,20 @@ export class SocketStream {
     if (ended && !this.#eof) void this.#linger();
     else this.socket.destroy();
     if (failure) throw failure;
+  }
+
+  /**
+   * @internal R23: the library closes a session's stream when its function failed or its drain
+   * time is over: output is flushed and the peer gets a FIN, but a peer that reads nothing
+   * cannot hold the close up for longer than the linger.
+   */
+  [closeSession](): void {
+    const abort = setTimeout(() => {
+      this.close({ abort: true }).catch(() => {});
+    }, LINGER_S * 1000);
+    this.close()
+      .catch(() => {})
+      .finally(() => clearTimeout(abort));
   }
 
   /**

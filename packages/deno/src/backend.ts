@@ -10,8 +10,8 @@ import type {
   TlsClientSpec,
   TlsInfo,
   TlsServerSpec,
-} from '@comm/core';
-import { connectionClosed } from '@comm/core';
+} from '@comm/core/backend';
+import { connectionClosed } from '@comm/core/backend';
 import { ffiUnavailable, listenRaw } from './ffi.js';
 import { connectFrom } from './node-socket.js';
 import { connectNodeTls, plainKey, serverTlsFromFd, serverTlsOptions } from './node-tls.js';

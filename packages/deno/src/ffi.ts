@@ -12,8 +12,14 @@
  *
  * Linux only (glibc; every architecture Deno ships for shares these constants); needs `--allow-ffi`.
  */
-import type { Connection, Listener, SocketAddress } from '@comm/core';
-import { Ipv6Address, integerToIpv4, ipv4ToInteger, ipv6AddressString, parseIpv6Address } from '@comm/core';
+import type { Connection, Listener, SocketAddress } from '@comm/core/backend';
+import {
+  Ipv6Address,
+  integerToIpv4,
+  ipv4ToInteger,
+  ipv6AddressString,
+  parseIpv6Address,
+} from '@comm/core/backend';
 import { socketFromFd } from './node-socket.js';
 
 const AF_INET = 2;

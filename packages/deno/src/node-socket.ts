@@ -5,8 +5,8 @@
  * `@comm/node` adapts such sockets to the seam already; this reuses it.
  */
 import * as net from 'node:net';
-import type { Connection } from '@comm/core';
-import { connectNet, NodeConnection } from '@comm/node';
+import type { Connection } from '@comm/core/backend';
+import { connectNet, NodeConnection } from '@comm/node/backend';
 
 /** A connected descriptor (from `accept4`, see `ffi.ts`), which `node:net` then owns. */
 export function socketFromFd(fd: number): Connection {

@@ -14,8 +14,8 @@
 import { createPrivateKey } from 'node:crypto';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { Connection, ConnectSpec, SocketAddress, TlsInfo, TlsServerSpec } from '@comm/core';
-import { NodeConnection } from '@comm/node';
+import type { Connection, ConnectSpec, SocketAddress, TlsInfo, TlsServerSpec } from '@comm/core/backend';
+import { NodeConnection } from '@comm/node/backend';
 
 function addressOf(address: string | undefined, port: number | undefined): SocketAddress {
   const text = address ?? '';

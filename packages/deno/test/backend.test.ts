@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { socketOptions } from '@comm/conformance';
-import type { Connection, ListenSpec } from '@comm/core';
-import { acceptFailurePolicy } from '@comm/core';
+import type { Connection, ListenSpec } from '@comm/core/backend';
+import { acceptFailurePolicy } from '@comm/core/backend';
 import { backend } from '../dist/index.js';
 import { seamTest } from './helpers.ts';
 

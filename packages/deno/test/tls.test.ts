@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { socketOptions } from '@comm/conformance';
-import type { Connection, ListenSpec, TlsServerSpec } from '@comm/core';
+import type { Connection, ListenSpec, TlsServerSpec } from '@comm/core/backend';
 import {
   attachSsl,
   backend,

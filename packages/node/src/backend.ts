@@ -12,8 +12,8 @@ import type {
   TlsClientSpec,
   TlsInfo,
   TlsServerSpec,
-} from '@comm/core';
-import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core';
+} from '@comm/core/backend';
+import { AcceptQueue, connectionClosed, ReadAhead } from '@comm/core/backend';
 
 // node:tls costs a few milliseconds to load: loaded on first use, so that plain TCP never pays for it.
 const requireBuiltin = createRequire(import.meta.url);

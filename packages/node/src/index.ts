@@ -1,8 +1,7 @@
-import { bindBackend } from '@comm/core';
+import { bindBackend } from '@comm/core/backend';
 import { nodeBackend } from './backend.js';
 
 export * from '@comm/core';
-export { connectNet, NodeConnection } from './backend.js';
 export { nodeBackend as backend };
 
 /** The contract bound to `node:net`: the same names every backend package exports. */

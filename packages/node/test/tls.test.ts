@@ -3,19 +3,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Connection, ListenSpec, TlsServerSpec } from '@comm/core/backend';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   attachSsl,
   backend,
-  type Connection,
   createSslClientContext,
   createSslServerContext,
-  type ListenSpec,
   openTcpStream,
   type SocketStream,
   serverTerminate,
   startUpServer,
-  type TlsServerSpec,
 } from '../src/index.js';
 
 // R22 on node:tls: what this backend does itself, below and through core. The shared suite

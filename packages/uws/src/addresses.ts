@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { Ipv6Address, ipv6AddressString, type SocketAddress } from '@comm/core';
+import { Ipv6Address, ipv6AddressString, type SocketAddress } from '@comm/core/backend';
 
 /** An address as uWS gives it (4 or 16 bytes) as text: a dotted quad, or IPv6 without brackets. */
 export function addressText(bytes: Uint8Array): string {

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import * as net from 'node:net';
-import type { Backend, Connection, ConnectSpec, Deviation, Listener, ListenSpec } from '@comm/core';
+import type { Backend, Connection, ConnectSpec, Deviation, Listener, ListenSpec } from '@comm/core/backend';
 import { connectWs } from './client.js';
 import { MAX_CLIENT_MESSAGE } from './protocol.js';
 import { listenUws, type ServerTuning } from './server.js';

@@ -1,7 +1,14 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { Connection, ConnectSpec, SocketAddress, StartTls, TlsClientSpec, TlsInfo } from '@comm/core';
-import { connectionClosed, ReadAhead } from '@comm/core';
+import type {
+  Connection,
+  ConnectSpec,
+  SocketAddress,
+  StartTls,
+  TlsClientSpec,
+  TlsInfo,
+} from '@comm/core/backend';
+import { connectionClosed, ReadAhead } from '@comm/core/backend';
 import WebSocket from 'ws';
 import { MAX_CLIENT_MESSAGE, parseAck, SUBPROTOCOL, TLS_WINDOW, WINDOW } from './protocol.js';
 import { startTlsUnsupported } from './tls.js';

@@ -1,23 +1,8 @@
-import { type BoundApi, bindBackend } from '@comm/core';
+import { type BoundApi, bindBackend } from '@comm/core/backend';
 import { createUwsBackend, type UwsBackendOptions } from './backend.js';
 
 export * from '@comm/core';
-export {
-  createUwsBackend,
-  isNativeUws,
-  loadUws,
-  type UwsBackendOptions,
-  uwsDeviations,
-} from './backend.js';
-export { connectWs, WsConnection, WssConnection } from './client.js';
-export * as protocol from './protocol.js';
-export { UwsConnection, UwsListener, UwsTlsConnection } from './server.js';
-export {
-  type CommStreamTransport,
-  type ConformanceTransportOptions,
-  conformanceTransport,
-} from './transport.js';
-export type * from './uws-types.js';
+export { isNativeUws, loadUws, type UwsBackendOptions } from './backend.js';
 
 /** The contract on uWebSockets.js with the given module and tuning: `startUpServer` and its siblings. */
 export function bindUws(options: UwsBackendOptions = {}): BoundApi {

@@ -1,5 +1,18 @@
-import type { Connection, Listener, SocketAddress, StartTls, TlsInfo, TlsServerSpec } from '@comm/core';
-import { AcceptQueue, admitConnection, connectionClosed, ReadAhead, releaseConnection } from '@comm/core';
+import type {
+  Connection,
+  Listener,
+  SocketAddress,
+  StartTls,
+  TlsInfo,
+  TlsServerSpec,
+} from '@comm/core/backend';
+import {
+  AcceptQueue,
+  admitConnection,
+  connectionClosed,
+  ReadAhead,
+  releaseConnection,
+} from '@comm/core/backend';
 import { addressText, isAnyAddress, KernelEnds, socketAddress } from './addresses.js';
 import { ACK_PREFIX, ACK_STEP, POLICY_VIOLATION, SUBPROTOCOL, WINDOW } from './protocol.js';
 import { serveServerNames, sslApp, startTlsUnsupported } from './tls.js';

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import type { TlsServerSpec } from '@comm/core';
+import type { TlsServerSpec } from '@comm/core/backend';
 import type { UwsApp, UwsAppOptions, UwsModule } from './uws-types.js';
 
 /** Where uWS says why it cannot refuse clients without a certificate (R22.client-certificate). */

@@ -13,7 +13,7 @@ import {
   protocol,
   type ServerProcess,
   type SocketStream,
-} from '../src/index.js';
+} from '../src/internals.js';
 import { expectWritesBoundedByStoppedReader } from './bounded.js';
 
 const MiB = 1024 * 1024;

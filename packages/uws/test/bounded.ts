@@ -1,6 +1,6 @@
-import type { Connection } from '@comm/core';
+import type { Connection } from '@comm/core/backend';
 import { expect } from 'vitest';
-import type { CommStreamTransport } from '../src/index.js';
+import type { CommStreamTransport } from '../src/internals.js';
 
 const MiB = 1024 * 1024;
 

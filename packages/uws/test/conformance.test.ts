@@ -1,6 +1,6 @@
 import { cases, deviationFor, runCase, type Subject } from '@comm/conformance';
 import { describe, it } from 'vitest';
-import * as api from '../src/index.js';
+import * as api from '../src/conformance.js';
 
 // The shared suite, one vitest case per conformance case, its independent client speaking comm-stream
 // over WebSocket (the module's `conformanceTransport`). Declared deviations are listed with their reason.

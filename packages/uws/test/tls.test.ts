@@ -20,7 +20,7 @@ import {
   type ServerProcess,
   type SocketStream,
   type TlsServerSpec,
-} from '../src/index.js';
+} from '../src/internals.js';
 import { expectWritesBoundedByStoppedReader } from './bounded.js';
 
 const MiB = 1024 * 1024;

@@ -11,7 +11,7 @@ import {
   type ListenSpec,
   type ServerProcess,
   type StartUpServerOptions,
-} from '@comm/core';
+} from '@comm/core/backend';
 import type { CaseContext } from '../suite.js';
 import { defineCase, freePort, within } from '../suite.js';
 import { connectAndReset, gate } from './helpers.js';

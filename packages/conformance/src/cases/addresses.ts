@@ -2,9 +2,15 @@ import assert from 'node:assert/strict';
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
-import type * as Core from '@comm/core';
-import type { AnnounceFunction, Connection, ListeningSocket, ServerProcess, SocketStream } from '@comm/core';
-import { bindBackend } from '@comm/core';
+import type * as Core from '@comm/core/backend';
+import type {
+  AnnounceFunction,
+  Connection,
+  ListeningSocket,
+  ServerProcess,
+  SocketStream,
+} from '@comm/core/backend';
+import { bindBackend } from '@comm/core/backend';
 import { type CaseContext, defineCase } from '../suite.js';
 import { connectAndReset } from './helpers.js';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { Connection, SocketStream } from '@comm/core';
+import type { Connection, SocketStream } from '@comm/core/backend';
 import { defineCase } from '../suite.js';
 
 // R1: `function` is called with the connected socket handle (a SocketStream when createStream).

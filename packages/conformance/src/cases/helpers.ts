@@ -4,7 +4,7 @@
  * connect and reset.
  */
 import * as net from 'node:net';
-import type { Connection, SocketStream, SocketStreamOptions, StartUpServerOptions } from '@comm/core';
+import type { Connection, SocketStream, SocketStreamOptions, StartUpServerOptions } from '@comm/core/backend';
 import type { CaseContext } from '../suite.js';
 import { within } from '../suite.js';
 

@@ -5,6 +5,8 @@ import './lifecycle.js';
 import './sockets.js';
 import './accept.js';
 import './streams.js';
+import './in-step.js';
 import './flow.js';
 import './scale-out.js';
 import './tls.js';
+import './drain.js';

@@ -7,7 +7,7 @@ import type {
   ServerProcess,
   SocketStream,
   StartUpServerOptions,
-} from '@comm/core';
+} from '@comm/core/backend';
 import { type CaseContext, defineCase, rawConnect } from '../suite.js';
 
 // ---- helpers ----

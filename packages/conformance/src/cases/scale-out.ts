@@ -7,7 +7,7 @@ import {
   type ServerProcess,
   type StartUpServerResult,
   StartupCondition,
-} from '@comm/core';
+} from '@comm/core/backend';
 import { listeningSockets } from '../kernel.js';
 import type { CaseContext } from '../suite.js';
 import { defineCase, deviationFor, within } from '../suite.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import process from 'node:process';
-import type { Connection, StartUpServerOptions } from '@comm/core';
+import type { Connection, StartUpServerOptions } from '@comm/core/backend';
 import { type KernelSocketOptions, kernelToolsAvailable, listenBacklog, socketOptions } from '../kernel.js';
 import type { CaseContext } from '../suite.js';
 import { defineCase, within } from '../suite.js';

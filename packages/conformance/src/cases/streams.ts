@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import process from 'node:process';
-import type { Connection, OpenTcpStreamOptions, SocketStream } from '@comm/core';
+import type { Connection, OpenTcpStreamOptions, SocketStream } from '@comm/core/backend';
 import type { CaseContext } from '../suite.js';
 import { defineCase, freePort, within } from '../suite.js';
 import { charReader, gate, serve, settle, stream } from './helpers.js';
@@ -593,7 +593,7 @@ defineCase(
 
 defineCase(
   'R17.errorp-true-rejects',
-  'with errorp true a refused connection rejects with the error (ECONNREFUSED)',
+  'with errorp true a refused connection rejects with a ConnectionError (code ECONNREFUSED), the same class on every backend',
   async (t) => {
     const port = await freePort();
     await assert.rejects(
@@ -602,8 +602,16 @@ defineCase(
         if (s) t.defer(() => s.close({ abort: true }));
       },
       (error: unknown) => {
-        assert.ok(error instanceof Error, 'the rejection is an Error');
-        assert.equal((error as { code?: unknown }).code, 'ECONNREFUSED');
+        assert.ok(
+          error instanceof t.api.ConnectionError,
+          `expected a ConnectionError, got ${error instanceof Error ? error.constructor.name : String(error)}`,
+        );
+        assert.ok(!(error instanceof t.api.StartupCondition), 'a client failure is no StartupCondition');
+        assert.equal(error.name, 'ConnectionError');
+        assert.equal(error.code, 'ECONNREFUSED');
+        assert.equal(error.host, '127.0.0.1');
+        assert.equal(error.port, port);
+        assert.match(error.message, new RegExp(String(port)));
         return true;
       },
     );
@@ -624,7 +632,7 @@ defineCase(
         if (s) t.defer(() => s.close({ abort: true }));
       },
       (error: unknown) => {
-        assert.ok(error instanceof Error, 'the rejection is an Error');
+        assert.ok(error instanceof t.api.ConnectionError, 'the rejection is a ConnectionError');
         assert.match(error.message, new RegExp(name));
         return true;
       },

@@ -16,6 +16,7 @@ import type {
   AnyServerOptions,
   attachSsl,
   Connection,
+  ConnectionError,
   createSslClientContext,
   createSslServerContext,
   OpenTcpStreamOptions,
@@ -24,8 +25,7 @@ import type {
   SslClientContextOptions,
   SslServerContext,
   SslServerContextOptions,
-  StartupCondition,
-} from '@comm/core';
+} from '@comm/core/backend';
 import { kernelTaken, tcpCounters } from '../kernel.js';
 import type { CaseContext } from '../suite.js';
 import { defineCase, fixturePath, within } from '../suite.js';
@@ -42,12 +42,12 @@ interface TlsApi {
   readonly createSslServerContext: typeof createSslServerContext;
   readonly createSslClientContext: typeof createSslClientContext;
   readonly attachSsl: typeof attachSsl;
-  readonly StartupCondition: typeof StartupCondition;
+  readonly ConnectionError: typeof ConnectionError;
 }
 
 function tlsApi(t: CaseContext): TlsApi {
   const api = t.api as unknown as Record<string, unknown>;
-  for (const name of ['createSslServerContext', 'createSslClientContext', 'attachSsl', 'StartupCondition'])
+  for (const name of ['createSslServerContext', 'createSslClientContext', 'attachSsl', 'ConnectionError'])
     if (typeof api[name] !== 'function')
       throw new Error(`the ${t.api.backend.name} module exports no ${name} (is its dist built with R22?)`);
   return api as unknown as TlsApi;
@@ -139,12 +139,12 @@ async function openTlsOk(
 }
 
 /** The condition `promise` rejects with; fails if it resolves. */
-async function rejection(promise: Promise<unknown>, what: string): Promise<StartupCondition> {
+async function rejection(promise: Promise<unknown>, what: string): Promise<ConnectionError> {
   let value: unknown;
   try {
     value = await within(promise, 15_000, what);
   } catch (error) {
-    return error as StartupCondition;
+    return error as ConnectionError;
   }
   if (value && typeof (value as SocketStream).close === 'function')
     void (value as SocketStream).close({ abort: true });
@@ -152,10 +152,10 @@ async function rejection(promise: Promise<unknown>, what: string): Promise<Start
 }
 
 function assertTlsCondition(t: CaseContext, error: unknown, what: string): void {
-  const { StartupCondition } = tlsApi(t);
+  const { ConnectionError } = tlsApi(t);
   assert.ok(
-    error instanceof StartupCondition,
-    `${what}: expected a StartupCondition, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+    error instanceof ConnectionError,
+    `${what}: expected a ConnectionError, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
   );
   assert.equal(error.tls, true, `${what}: the condition's tls should be true (${error.message})`);
 }
