@@ -71,7 +71,8 @@ another CPU. Progress on stderr, the table on stdout, JSON and an SVG chart in t
   --out DIR          results folder (default apps/bench/results)
   --smoke            tiny everything (1 round of 0.3 s, 4 connections, 50 idle, 32 for scaling):
                      checks that it runs
-  --help             this text`;
+  --help, -h         prints this text
+A value may also be given as --NAME=VALUE.`;
 
 interface Options {
   backends: string[];

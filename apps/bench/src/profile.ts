@@ -22,7 +22,8 @@ drives one workload, then prints where the time went and the hottest functions.
   --seconds S       seconds of load (default 5)
   --top N           functions listed per backend (default 12)
   --out DIR         where the .cpuprofile files go (default apps/bench/results/profiles)
-  --help            this text`;
+  --help, -h        prints this text
+A value may also be given as --NAME=VALUE.`;
 
 interface ProfileNode {
   id: number;
@@ -88,31 +89,44 @@ function profiledCommand(subject: Subject, dir: string): [string, string[]] {
   return [bin, [...flags, ...args]];
 }
 
-function option(argv: readonly string[], name: string): string | undefined {
-  const at = argv.indexOf(name);
-  return at >= 0 ? argv[at + 1] : undefined;
+function fail(message: string): never {
+  console.error(`${message}\n\n${usage}`);
+  process.exit(2);
+}
+
+/** The options given, by flag (`--seconds`); --help prints the usage and exits 0; anything else is exit 2. */
+function parseOptions(argv: readonly string[]): Map<string, string> {
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') continue;
+    if (arg === '--help' || arg === '-h') {
+      console.log(usage);
+      process.exit(0);
+    }
+    const [name, inline] = arg.split(/=(.*)/s) as [string, string?];
+    if (!['--backends', '--workload', '--seconds', '--top', '--out'].includes(name))
+      fail(`unknown argument "${arg}"`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) fail(`${name} needs a value`);
+    values.set(name, value);
+  }
+  return values;
 }
 
 async function main(argv: readonly string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(usage);
-    return;
-  }
-  const workload = option(argv, '--workload') ?? 'pipelined';
+  const options = parseOptions(argv);
+  const workload = options.get('--workload') ?? 'pipelined';
   if (workload !== 'rr' && workload !== 'pipelined' && workload !== '1k') {
-    console.error(`--workload must be rr, pipelined or 1k, not "${workload}"\n\n${usage}`);
-    process.exit(2);
+    fail(`--workload must be rr, pipelined or 1k, not "${workload}"`);
   }
-  const seconds = Number(option(argv, '--seconds') ?? 5);
-  const top = Number(option(argv, '--top') ?? 12);
+  const seconds = Number(options.get('--seconds') ?? 5);
+  const top = Number(options.get('--top') ?? 12);
   if (!(seconds > 0) || !(Number.isInteger(top) && top > 0)) {
-    console.error(`--seconds must be a positive number and --top a positive integer\n\n${usage}`);
-    process.exit(2);
+    fail('--seconds must be a positive number and --top a positive integer');
   }
-  const out = resolve(option(argv, '--out') ?? join(benchDir, 'results', 'profiles'));
-  const { subjects, missing } = resolveSubjects(
-    (option(argv, '--backends') ?? 'node@24,bun,deno').split(','),
-  );
+  const out = resolve(options.get('--out') ?? join(benchDir, 'results', 'profiles'));
+  const { subjects, missing } = resolveSubjects((options.get('--backends') ?? 'node@24,bun,deno').split(','));
   for (const m of missing) console.error(`skipped: ${m}`);
   nativeBinary('loadgen');
   const pinning: Pinning = { server: 1, loadgen: 0 };

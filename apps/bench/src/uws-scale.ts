@@ -11,11 +11,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeStreamAndTalk } from '@comm/talk/talk';
 import { type Child, startChild } from './children.js';
-import { pinned, pinningFor } from './measure.js';
+import { type Pinning, pinned, pinningFor } from './measure.js';
 import { benchDir, nativeBinary } from './native.js';
 
+const usage = `usage: pnpm bench:uws-scale [-- OPTION...]   (or: node apps/bench/dist/uws-scale.js [OPTION]...)
+
+How long N WebSocket connections take to set up on a bare uWebSockets.js app and on @comm/uws's
+talk server, each in its own Node child, in alternating rounds; prints each round and the medians.
+
+  --connections N   WebSocket connections per round (default 10000)
+  --rounds N        rounds of each (default 3)
+  --help, -h        prints this text
+A value may also be given as --NAME=VALUE.`;
+
 const self = fileURLToPath(import.meta.url);
-const pinning = pinningFor();
 
 /** The child's @comm/uws server: the seed's talk (make-stream-and-talk, which asks each peer's port). */
 async function serveComm(): Promise<void> {
@@ -33,19 +42,38 @@ async function serveComm(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(0));
 }
 
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  const value = at < 0 ? fallback : Number(process.argv[at + 1]);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} takes a positive integer`);
-  return value;
+function fail(message: string): never {
+  console.error(`${message}\n\n${usage}`);
+  process.exit(2);
+}
+
+/** --connections and --rounds; --help prints the usage and exits 0; anything else is exit 2. */
+function parseOptions(argv: readonly string[]): { connections: number; rounds: number } {
+  const values = new Map<string, number>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') continue;
+    if (arg === '--help' || arg === '-h') {
+      console.log(usage);
+      process.exit(0);
+    }
+    const [name, inline] = arg.split(/=(.*)/s) as [string, string?];
+    if (name !== '--connections' && name !== '--rounds') fail(`unknown argument "${arg}"`);
+    const text = inline ?? argv[++i];
+    if (text === undefined) fail(`${name} needs a value`);
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value <= 0) fail(`${name} must be a positive integer, not "${text}"`);
+    values.set(name, value);
+  }
+  return { connections: values.get('--connections') ?? 10_000, rounds: values.get('--rounds') ?? 3 };
 }
 
 /** A Node child under bash, its fd limit raised to the hard limit (N connections need N fds). */
-function nodeChild(script: string, ...args: string[]): Child {
+function nodeChild(pinning: Pinning, script: string, ...args: string[]): Child {
   return startChild(...pinned(pinning.server, process.execPath, [script, ...args]));
 }
 
-async function setUpSeconds(server: Child, connections: number): Promise<number> {
+async function setUpSeconds(pinning: Pinning, server: Child, connections: number): Promise<number> {
   const [, port] = await server.waitFor(/port (\d+)/, 30_000);
   const loadgen = startChild(
     ...pinned(pinning.loadgen, nativeBinary('loadgen'), [
@@ -74,15 +102,17 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const connections = option('connections', 10_000);
-  const rounds = option('rounds', 3);
+  const { connections, rounds } = parseOptions(process.argv.slice(2));
+  const pinning = pinningFor();
   console.log(`${connections} WebSocket connections, node ${process.versions.node}, ${rounds} rounds each`);
   console.log('round  bare uWS.js  @comm/uws  ratio');
   const bare: number[] = [];
   const comm: number[] = [];
   for (let round = 1; round <= rounds; round++) {
-    bare.push(await setUpSeconds(nodeChild(join(benchDir, 'dist', 'bare', 'uws.js')), connections));
-    comm.push(await setUpSeconds(nodeChild(self, '--serve-comm'), connections));
+    bare.push(
+      await setUpSeconds(pinning, nodeChild(pinning, join(benchDir, 'dist', 'bare', 'uws.js')), connections),
+    );
+    comm.push(await setUpSeconds(pinning, nodeChild(pinning, self, '--serve-comm'), connections));
     const [b, c] = [bare.at(-1) as number, comm.at(-1) as number];
     console.log(
       `${String(round).padStart(5)}  ${b.toFixed(3).padStart(9)} s  ${c.toFixed(3).padStart(7)} s  ${(c / b).toFixed(2)}`,
@@ -92,5 +122,6 @@ async function main(): Promise<void> {
   console.log(`median ${b.toFixed(3).padStart(9)} s  ${c.toFixed(3).padStart(7)} s  ${(c / b).toFixed(2)}`);
 }
 
-if (process.argv.includes('--serve-comm')) await serveComm();
+// --serve-comm: this script as the @comm/uws child of a round (not for users, so not in the usage).
+if (process.argv[2] === '--serve-comm') await serveComm();
 else await main();

@@ -1,14 +1,18 @@
 import { execFileSync } from 'node:child_process';
 import { killAll } from '@comm/bench/children';
-import { selectScenarios } from './scenarios.js';
+import { scenarios, selectScenarios } from './scenarios.js';
 import { allBackends, type BackendName } from './server.js';
 import { runSuite } from './suite.js';
 import { formatTable, thresholds } from './table.js';
 
-const usage = `usage: node apps/hostile/dist/cli.js [--backend node|bun|deno|uws]... [--only SCENARIO]... [--short]
-Hostile traffic against each backend's talk server, each scenario on a fresh server process.
-SCENARIO: a number or a name (idle reset close slowloris no-reader long-line garbage rst-mid-reply
-half-close emfile sigterm), repeated or comma-separated. Exits 1 if any scenario does not hold.`;
+const usage = `usage: pnpm hostile [OPTION]...   (or: node apps/hostile/dist/cli.js [OPTION]...)
+Hostile traffic against each backend's talk server, each scenario on a fresh server process, from
+Python 3 clients. Exits 1 if any scenario does not hold, 2 if the arguments are wrong or there is no python3.
+  --backend NAME     node, bun, deno or uws, repeated or comma-separated (default: all four); also --backends
+  --only SCENARIO    a scenario by number or name, repeated or comma-separated (default: all)
+  --short            the scaled-down counts and timeouts
+  --help, -h         prints this text
+SCENARIO: ${scenarios.map((sc) => `${sc.id} ${sc.name}`).join(', ')}.`;
 
 function parse(argv: readonly string[]) {
   const backends: BackendName[] = [];
@@ -46,20 +50,21 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     process.exit(130);
   });
 
+// The arguments first: --help and a wrong argument need no python3.
+let options: ReturnType<typeof parse>;
+try {
+  options = parse(process.argv.slice(2));
+} catch (error) {
+  console.error(`hostile: ${(error as Error).message}\n${usage}`);
+  process.exit(2);
+}
+
 try {
   execFileSync('python3', ['--version'], { stdio: 'ignore' });
 } catch {
   console.error(
     'hostile: the clients are Python 3, and there is no python3 on PATH (on Debian: apt-get install python3)',
   );
-  process.exit(2);
-}
-
-let options: ReturnType<typeof parse>;
-try {
-  options = parse(process.argv.slice(2));
-} catch (error) {
-  console.error(`hostile: ${(error as Error).message}\n${usage}`);
   process.exit(2);
 }
 const started = Date.now();

@@ -12,12 +12,17 @@ export function makeStreamAndTalk(live: Set<SocketStream>) {
     const stream = new Stream({ socket: handle, direction: 'io' });
     const [, port] = socketStreamPeerAddress(stream);
     live.add(stream);
-    processRunFunction(`talk ${port}`, async () => {
-      try {
-        await talkOnStream(stream);
-      } finally {
-        live.delete(stream);
-      }
-    });
+    // The stream as the process's argument, as the seed has it: the library knows the session's stream.
+    processRunFunction(
+      `talk ${port}`,
+      async (stream: SocketStream) => {
+        try {
+          await talkOnStream(stream);
+        } finally {
+          live.delete(stream);
+        }
+      },
+      stream,
+    );
   };
 }

@@ -1,7 +1,8 @@
 /**
  * A small flag parser: `--name value` (or `--name=value`), `--flag`, `--no-flag`; unknown flags are
- * an error that names them. A name in `values` takes one value (the last one given wins); a name
- * in `lists` may be given any number of times, and collects its values in order.
+ * an error that names them (exit code 2). A name in `values` takes one value (the last one given
+ * wins); a name in `lists` may be given any number of times, and collects its values in order.
+ * `--help` or `-h` prints `usage` on stdout and exits 0.
  */
 export function parseArgs(
   argv: readonly string[],
@@ -13,6 +14,7 @@ export function parseArgs(
   const lists = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
+    if (arg === '--help' || arg === '-h') help(usage);
     const [name, inline] = arg.startsWith('--') ? (arg.slice(2).split(/=(.*)/s) as [string, string?]) : [arg];
     const list = spec.lists?.includes(name) ?? false;
     if (list || spec.values.includes(name)) {
@@ -25,6 +27,12 @@ export function parseArgs(
     else fail(`unknown argument "${arg}"`, usage);
   }
   return { values, flags, lists };
+}
+
+/** Prints `usage` on stdout and exits 0: what `--help` does. */
+export function help(usage: string): never {
+  console.log(usage);
+  process.exit(0);
 }
 
 export function fail(message: string, usage?: string): never {

@@ -20,9 +20,14 @@ export interface Child {
 export function startChild(
   command: string,
   args: readonly string[],
-  options: { echo?: boolean } = {},
+  options: { echo?: boolean; cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Child {
-  const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    ...(options.env === undefined ? {} : { env: options.env }),
+  });
   let out = '';
   let err = '';
   const wakers = new Set<() => void>();

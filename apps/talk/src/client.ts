@@ -4,9 +4,14 @@ import { loadBackend } from './backends.js';
 import { inRuntimeOf } from './runtime.js';
 import { talkingToMyself } from './talk.js';
 
-const usage = `usage: talk-client [--backend node|bun|deno|uws] [--host localhost] [--service 10244] [--tls [--ca FILE]]
---tls talks TLS, verifying the server's certificate against --host (also the name sent as SNI):
-against the system's trusted roots, or only the authorities in --ca FILE (PEM).`;
+const usage = `usage: talk-client [OPTION]...
+The seed's talking-to-myself: says three lines to a talk server and prints each reply.
+  --backend node|bun|deno|uws  the backend, run in its own runtime (default node; uws runs in Node)
+  --host HOST                  the server's host (default localhost); with --tls, the name verified and sent as SNI
+  --service PORT|NAME          the server's port (default 10244)
+  --tls                        talks TLS, verifying the server's certificate against the system's trusted roots
+  --ca FILE                    with --tls: trusts only the authorities in FILE (PEM)
+  --help, -h                   prints this text`;
 const { values, flags } = parseArgs(
   process.argv.slice(2),
   { values: ['backend', 'host', 'service', 'ca'], flags: ['tls'] },

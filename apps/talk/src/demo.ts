@@ -1,3 +1,4 @@
+import { parseArgs } from './args.js';
 import { backendNames } from './backends.js';
 import { type Certificates, makeCertificates } from './certs.js';
 import { scriptCommand, startChild } from './children.js';
@@ -7,6 +8,15 @@ import { tlsDemoBackends } from './demo-backends.js';
 // client against it, the transcript, then the server stopped as a user would (SIGTERM). Then the
 // same over TLS: a CA and a certificate for localhost made now with the system's openssl in a
 // temp dir (removed after), the server with --tls-cert/--tls-key, the client with --tls --ca.
+parseArgs(
+  process.argv.slice(2),
+  { values: [], flags: [] },
+  `usage: pnpm demo   (or: node apps/talk/dist/demo.js)
+The seed's talk example end to end on every backend (${backendNames.join(', ')}), then over TLS:
+a talk server on a free port, the client against it, the transcript, the server stopped by SIGTERM.
+Exits 1 if any run fails. It takes no options.
+  --help, -h  prints this text`,
+);
 let failed = false;
 /** The processes running now: a signal to the demo stops them too (each has its own group). */
 const running = new Set<ReturnType<typeof startChild>>();

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { parseArgs } from './args.js';
 import { scriptCommand, startChild } from './children.js';
 
 // The first cost figure: replies per second from the talk server on @comm/node against the same
@@ -6,6 +7,17 @@ import { scriptCommand, startChild } from './children.js';
 // connections that each say a line and wait for the reply. Both listen with backlog 511 (Node's
 // default), so that the burst of connects measures serving, not SYN retries. Rounds alternate between the two so
 // that a noisy neighbour hurts both alike; the figure is the ratio of the medians.
+parseArgs(
+  process.argv.slice(2),
+  { values: [], flags: [] },
+  `usage: pnpm bench:first-cost   (or: node apps/talk/dist/first-cost.js)
+Replies per second from the talk server on @comm/node against the same protocol on bare node:net,
+in alternating rounds; prints the medians and their ratio. It takes no options; the environment may set
+  CONNECTIONS=N  concurrent connections (default 50)
+  SECONDS=S      seconds per round (default 3)
+  ROUNDS=N       rounds of each (default 3)
+  --help, -h     prints this text`,
+);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 const SECONDS = Number(process.env.SECONDS ?? 3);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);

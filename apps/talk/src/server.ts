@@ -1,31 +1,35 @@
 import { fileURLToPath } from 'node:url';
-import {
-  createSslServerContext,
-  type IpAddress,
-  ipAddressString,
-  type SocketHandle,
-  trustedSources,
-} from '@comm/core';
+import { createSslServerContext, type IpAddress, ipAddressString, type SocketHandle } from '@comm/core';
+import { trustedSources } from '@comm/core/backend';
 import { fail, parseArgs, serviceArg } from './args.js';
 import { backendNames, loadBackend, type TalkApi } from './backends.js';
 import { inRuntimeOf, runtimeDescription, runtimeOf } from './runtime.js';
 import { makeStreamAndTalk, reportSessionFailure } from './talk.js';
 import { runWorkers, watchSupervisor, withoutValue } from './workers.js';
 
-const usage = `usage: talk-server [--backend node|bun|deno|uws] [--service 10244] [--address ADDR] [--ipv6 any|both|true|false]
-                   [--backlog N] [--keepalive] [--no-nodelay] [--announce] [--verbose] [--log-sessions]
-                   [--reuseport] [--workers N]
-                   [--proxy-protocol v1|v2|any] [--trusted-proxy ADDR[/PREFIX]]... [--proxy-timeout SECONDS]
-                   [--tls-cert FILE --tls-key FILE]
-Serves the seed's talk protocol until SIGINT or SIGTERM. --service 0 takes any free port.
-A session that fails is one line on stderr (the peer and the cause); --verbose adds its stack.
---log-sessions prints "session from ADDRESS port PORT" for each connection, before its session.
---reuseport sets SO_REUSEPORT (Node needs 22.12 or later); --workers N runs N such servers, each
-its own process in the backend's runtime, on one port, restarting any that dies.
---proxy-protocol: every connection begins with a PROXY protocol header (v1, v2 or any) from a
-trusted proxy (--trusted-proxy, repeatable; loopback by default) within --proxy-timeout seconds (5).
---tls-cert FILE --tls-key FILE: serves TLS with that certificate (PEM, its chain after it) and key
-(PEM, unencrypted); the two go together.`;
+const usage = `usage: talk-server [OPTION]...
+Serves the seed's talk protocol until SIGINT or SIGTERM; a session that fails is one line on stderr.
+  --backend node|bun|deno|uws    the backend, run in its own runtime (default node; uws runs in Node)
+  --service PORT|NAME            the port to listen on (default 10244); 0 takes any free port
+  --address ADDR                 the address or host name to listen on (default: every address)
+  --ipv6 any|both|true|false     the address family to listen on (default any)
+  --backlog N                    the listen queue's length (default 5)
+  --keepalive                    sets SO_KEEPALIVE on every connection
+  --no-nodelay                   leaves Nagle's algorithm on (TCP_NODELAY is set by default)
+  --no-announce                  does not print the "server listening on ADDRESS port PORT" line
+  --verbose                      a failed session's line on stderr is followed by its stack
+  --log-sessions                 prints "session from ADDRESS port PORT" for each connection
+  --reuseport                    sets SO_REUSEPORT (Node needs 22.12 or later)
+  --workers N                    runs N servers on one port, each its own process, restarting any that dies
+  --drain S                      on SIGINT or SIGTERM, stops listening at once, gives the sessions up to
+                                 S seconds to end, then closes them and exits 0 (without it: at once)
+  --proxy-protocol v1|v2|any     every connection begins with a PROXY protocol header of that version
+  --trusted-proxy ADDR[/PREFIX]  a proxy that may send the header (repeatable; default loopback)
+  --proxy-timeout S              the seconds a proxy has to send the header (default 5)
+  --tls-cert FILE                serves TLS with this certificate (PEM, its chain after it); needs --tls-key
+  --tls-key FILE                 the certificate's key (PEM, unencrypted); needs --tls-cert
+  --help, -h                     prints this text
+A flag without a value also takes --no-FLAG; a value may also be given as --NAME=VALUE.`;
 
 const { values, flags, lists } = parseArgs(
   process.argv.slice(2),
@@ -41,6 +45,7 @@ const { values, flags, lists } = parseArgs(
       'proxy-timeout',
       'tls-cert',
       'tls-key',
+      'drain',
     ],
     flags: ['keepalive', 'nodelay', 'announce', 'verbose', 'reuseport', 'log-sessions'],
     lists: ['trusted-proxy'],
@@ -81,6 +86,11 @@ if (
 if (proxyProtocol === false && (trustedProxies.length > 0 || timeoutText !== undefined))
   fail(`--${timeoutText === undefined ? 'trusted-proxy' : 'proxy-timeout'} needs --proxy-protocol`, usage);
 
+const drainText = values.get('drain');
+const drain = drainText === undefined ? null : Number(drainText);
+if (drain !== null && (drainText?.trim() === '' || !Number.isFinite(drain) || drain < 0))
+  fail(`--drain must be a number of seconds, 0 or more, not "${drainText}"`, usage);
+
 const tlsCert = values.get('tls-cert');
 const tlsKey = values.get('tls-key');
 if ((tlsCert === undefined) !== (tlsKey === undefined))
@@ -94,7 +104,9 @@ if (workers !== null)
     count: workers,
     runtime: runtimeOf[backendName] ?? 'node',
     script: fileURLToPath(import.meta.url),
+    // --drain goes on to every worker; the supervisor waits that much longer for them.
     args: withoutValue(process.argv.slice(2), 'workers'),
+    drain,
   });
 
 await inRuntimeOf(backendName, import.meta.url);
@@ -150,11 +162,25 @@ if (!server) {
   console.error(`talk server: ${condition.message.split('\n')[0]}`);
   process.exit(1);
 }
-stop = () => api.serverTerminate(server);
+let drainStarted = 0;
+stop =
+  drain === null
+    ? () => api.serverTerminate(server)
+    : () => {
+        // The port is free at once; the sessions have `drain` seconds to end by themselves.
+        const live = server.sessions.size;
+        if (!api.serverTerminate(server, { drain })) return;
+        drainStarted = Date.now();
+        console.log(`talk server: draining ${live} session${live === 1 ? '' : 's'} for ${drain} s`);
+      };
 await server.terminated;
 if (server.state === 'failed') {
   console.error(`talk server failed: ${server.condition?.message}`);
   process.exit(1);
+}
+if (drain !== null) {
+  await server.drained;
+  console.log(`talk server: drained in ${((Date.now() - drainStarted) / 1000).toFixed(1)} s`);
 }
 console.log(`${server.name} terminated`);
 // Sessions handed on to their own processes do not keep a terminated server's process alive.

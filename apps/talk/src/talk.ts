@@ -24,20 +24,28 @@ function describeError(error: unknown): string {
 
 /**
  * The seed's `make-stream-and-talk`: wrap the handle, hand the talk to its own light-weight
- * process. A session that fails is reported with `failed` and its connection closed; the server
- * goes on.
+ * process, with the stream as its argument (as the seed's `process-run-function` has it: the
+ * library then knows the session's stream, and closes it when a server's drain time is over).
+ * A session that fails is reported with `failed` and its connection closed; the server goes on.
  */
 export function makeStreamAndTalk(api: TalkApi, failed: SessionFailed = reportSessionFailure(false)) {
+  type Stream = InstanceType<TalkApi['SocketStream']>;
   return (handle: SocketHandle): void => {
     const stream = new api.SocketStream({ socket: handle, direction: 'io' });
     const [address, port] = api.socketStreamPeerAddress(stream);
-    api.processRunFunction(`talk ${port}`, () =>
-      talkOnStream(stream).catch((error: unknown) => {
-        // A peer that reset before it was accepted has no address (R18a).
-        failed(address === null ? 'an unknown peer' : `${api.ipAddressString(address)} port ${port}`, error);
-        // talkOnStream closed it, unless closing was what failed: then drop what is left.
-        return stream.close({ abort: true }).catch(() => {});
-      }),
+    api.processRunFunction(
+      `talk ${port}`,
+      (stream: Stream) =>
+        talkOnStream(stream).catch((error: unknown) => {
+          // A peer that reset before it was accepted has no address (R18a).
+          failed(
+            address === null ? 'an unknown peer' : `${api.ipAddressString(address)} port ${port}`,
+            error,
+          );
+          // talkOnStream closed it, unless closing was what failed: then drop what is left.
+          return stream.close({ abort: true }).catch(() => {});
+        }),
+      stream,
     );
   };
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { currentRuntime, type Runtime, runtimeCommand } from '@comm/conformance/runtimes';
+import { currentRuntime, type Runtime, runtimeBinary, runtimeCommand } from './runtime.js';
 
 /**
  * `talk-server --workers N`: this process serves nothing itself. It starts N worker processes in
@@ -11,8 +11,9 @@ import { currentRuntime, type Runtime, runtimeCommand } from '@comm/conformance/
  * - Every line a worker prints passes through unchanged (its announce line, `--log-sessions`
  *   lines); once all are listening, this process prints one line of its own:
  *   `talk server: N workers listening on ADDRESS port PORT (pids P1 P2 ...)`.
- * - SIGINT or SIGTERM ends every worker (SIGTERM to its process group, SIGKILL after 10 s) and
- *   exits 0 once all have exited.
+ * - SIGINT or SIGTERM ends every worker (SIGTERM to its process group, SIGKILL after 10 s, or
+ *   `drain` seconds and 10 s with --drain, which the workers were given too) and exits 0 once
+ *   all have exited.
  * - A worker that exits otherwise is restarted; a worker that has to be restarted more than
  *   `maxRestarts` times within `restartWindowMs` ends all and exits 1, naming its exit code or
  *   signal. A worker that fails while the workers are first starting ends all at once (its own
@@ -28,6 +29,8 @@ export interface WorkerOptions {
   readonly script: string;
   /** The command line without `--workers`; `--service` is replaced once the port is known. */
   readonly args: readonly string[];
+  /** The workers' `--drain` seconds, if any: how much longer to wait for them to stop. */
+  readonly drain?: number | null;
   readonly maxRestarts?: number;
   readonly restartWindowMs?: number;
 }
@@ -53,6 +56,7 @@ interface Worker {
 
 export async function runWorkers(options: WorkerOptions): Promise<never> {
   const maxRestarts = options.maxRestarts ?? 5;
+  const graceMs = STOP_GRACE_MS + (options.drain ?? 0) * 1000;
   const windowMs = options.restartWindowMs ?? 60_000;
   const workers: Worker[] = [];
   let stopping = false;
@@ -62,6 +66,12 @@ export async function runWorkers(options: WorkerOptions): Promise<never> {
 
   const say = (line: string) => process.stdout.write(`talk server: ${line}\n`);
   const complain = (line: string) => process.stderr.write(`talk server: ${line}\n`);
+  try {
+    runtimeBinary(options.runtime);
+  } catch (error) {
+    complain(`${(error as Error).message}; run pnpm install, or put ${options.runtime} on PATH`);
+    process.exit(1);
+  }
 
   const argsFor = (fixedPort: number | null): string[] => {
     const args =
@@ -146,15 +156,19 @@ export async function runWorkers(options: WorkerOptions): Promise<never> {
   const stopAll = (code: number): Promise<never> => {
     stopping = true;
     stopped ??= (async () => {
+      if (code === 0 && options.drain != null)
+        say(
+          `stopping ${workers.length} worker${workers.length === 1 ? '' : 's'}, each draining its sessions for up to ${options.drain} s`,
+        );
       await Promise.all(
         workers.map(async (worker) => {
           killGroup(worker.child, 'SIGTERM');
           const timer = setTimeout(() => {
             complain(
-              `worker ${worker.index} (pid ${worker.child.pid}) did not stop within ${STOP_GRACE_MS / 1000} s; killing it`,
+              `worker ${worker.index} (pid ${worker.child.pid}) did not stop within ${graceMs / 1000} s; killing it`,
             );
             killGroup(worker.child, 'SIGKILL');
-          }, STOP_GRACE_MS);
+          }, graceMs);
           await worker.closed;
           clearTimeout(timer);
         }),

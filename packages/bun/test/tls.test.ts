@@ -16,6 +16,7 @@ import type {
 import {
   attachSsl,
   backend,
+  ConnectionError,
   createSslClientContext,
   createSslServerContext,
   openTcpStream,
@@ -275,14 +276,14 @@ describe('bun backend TLS (R22)', () => {
     expect(await attempt({ sslCtx: trusted })).toBe('hi null TLSv1.3');
 
     const wrongName = await attempt({ sslCtx: trusted, tlsextHostName: 'other.test' });
-    expect(wrongName).toBeInstanceOf(StartupCondition);
+    expect(wrongName).toBeInstanceOf(ConnectionError);
     expect(wrongName).toMatchObject({ tls: true, code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
 
     // The system's roots do not know the test authority.
     const untrusted = await attempt({ sslCtx: true, tlsextHostName: 'localhost' });
-    expect(untrusted).toBeInstanceOf(StartupCondition);
+    expect(untrusted).toBeInstanceOf(ConnectionError);
     expect(untrusted).toMatchObject({ tls: true });
-    expect((untrusted as StartupCondition).code).toMatch(/UNABLE_TO|CERT|SELF_SIGNED/);
+    expect((untrusted as ConnectionError).code).toMatch(/UNABLE_TO|CERT|SELF_SIGNED/);
 
     // errorp false: null.
     expect(
@@ -381,7 +382,7 @@ describe('bun backend TLS (R22)', () => {
       () => null,
       (error: unknown) => error,
     );
-    expect(failed).toBeInstanceOf(StartupCondition);
+    expect(failed).toBeInstanceOf(ConnectionError);
     expect(failed).toMatchObject({ tls: true, code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
   }, 15_000);
 

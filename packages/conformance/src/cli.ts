@@ -6,7 +6,7 @@ import process from 'node:process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import './cases/index.js';
 import { formatMatrix, type Matrix } from './matrix.js';
-import { currentRuntime, type Runtime, runtimeCommand } from './runtimes.js';
+import { currentRuntime, type Runtime, runtimeBinary, runtimeCommand } from './runtimes.js';
 import { type BackendModule, cases, type Outcome, runSuite } from './suite.js';
 
 const usage = `usage: comm-conformance [--backend NAME=MODULE]... [--column NAME=RUNTIME:MODULE]...
@@ -16,7 +16,10 @@ const usage = `usage: comm-conformance [--backend NAME=MODULE]... [--column NAME
   --column         runs it in a child process of RUNTIME (node, bun or deno) against MODULE
   --informational  like --column, but its failures are shown and do not fail the run
   --only           keeps the cases whose id contains PATTERN
-  --json           prints the outcomes as JSON instead of the matrix`;
+  --json           prints the outcomes as JSON instead of the matrix
+  --help, -h       prints this text
+Exits 0 if every case of every column but the informational ones passes, 1 if one fails, 2 if the
+arguments are wrong or a column's runtime cannot be found.`;
 
 function fail(message: string): never {
   console.error(`${message}\n${usage}`);
@@ -59,9 +62,24 @@ for (let i = 0; i < args.length; i++) {
     columns.push({ name, runtime, module: rest, informational: arg === '--informational' });
   } else if (arg === '--only') only = args[++i] ?? '';
   else if (arg === '--json') json = true;
-  else fail(`unknown argument "${arg}"`);
+  else if (arg === '--help' || arg === '-h') {
+    console.log(usage);
+    process.exit(0);
+  } else fail(`unknown argument "${arg}"`);
 }
 if (columns.length === 0) fail('name at least one backend');
+// A runtime that is not there fails the run at once, in one line, rather than every case of its column.
+for (const column of columns) {
+  if (column.runtime === null) continue;
+  try {
+    runtimeBinary(column.runtime);
+  } catch (error) {
+    console.error(
+      `comm-conformance: column "${column.name}": ${(error as Error).message}; install it or drop the column`,
+    );
+    process.exit(2);
+  }
+}
 
 async function runHere(column: Column): Promise<Map<string, Outcome>> {
   const entry = entryOf(column.module);

@@ -10,7 +10,7 @@ import {
   normalizeServerOptions,
   type ServerOptions,
 } from './options.js';
-import { closeSessionOf, type LightweightProcess } from './process.js';
+import { closeSession, closeSessionOf, type LightweightProcess } from './process.js';
 import { readProxyHeader } from './proxy.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
 import { currentServer, type ServerScope } from './scope.js';
@@ -88,6 +88,13 @@ export class ServerProcess {
   };
 
   readonly #sessions = new Set<LightweightProcess>();
+  /** The connection whose call of `function` is running (R2: one at a time), that its sessions belong to. */
+  #calling: SocketHandle | null = null;
+  /**
+   * Each session's connection: the one whose call started it. A session that keeps its stream in
+   * a closure rather than in its arguments is closed through it all the same.
+   */
+  readonly #connectionOf = new WeakMap<LightweightProcess, SocketHandle>();
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   /** The drain time is over: sessions still running are closed, and so is any started after. */
   #drainOver = false;
@@ -131,12 +138,22 @@ export class ServerProcess {
   }
 
   #adopt(session: LightweightProcess): void {
-    if (this.#drainOver) closeSessionOf(session);
+    const connection = this.#calling;
+    if (connection !== null) this.#connectionOf.set(session, connection);
+    if (this.#drainOver) this.#close(session);
     this.#sessions.add(session);
     void session.done.then(() => {
+      // A failed session leaves nothing to close its connection: the library does (R23).
+      if (session.state === 'failed') connection?.[closeSession]();
       this.#sessions.delete(session);
       this.#checkDrained();
     });
+  }
+
+  /** Closes a session's streams: those it was started with, and its connection's. */
+  #close(session: LightweightProcess): void {
+    closeSessionOf(session);
+    this.#connectionOf.get(session)?.[closeSession]();
   }
 
   #checkDrained(): void {
@@ -149,7 +166,7 @@ export class ServerProcess {
   #drain(seconds: number): void {
     this.#drainTimer = setTimeout(() => {
       this.#drainOver = true;
-      for (const session of this.#sessions) closeSessionOf(session);
+      for (const session of this.#sessions) this.#close(session);
     }, seconds * 1000);
   }
 
@@ -335,6 +352,7 @@ export class ServerProcess {
     const fn = (o.function ?? builtInListener) as (handle: unknown) => unknown;
     const socket = new SocketHandle(connection);
     const handle = o.createStream ? new SocketStream({ socket, ...o.createStream }) : socket;
+    this.#calling = socket;
     try {
       await fn(handle);
       return true;
@@ -343,6 +361,8 @@ export class ServerProcess {
       socket.destroy();
       this.#fail(error);
       return false;
+    } finally {
+      this.#calling = null;
     }
   }
 

@@ -1,5 +1,5 @@
 import type { Connection } from './backend.js';
-import { errorCode, StartupCondition } from './conditions.js';
+import { ConnectionError, errorCode } from './conditions.js';
 import { describe } from './options.js';
 import { SocketHandle } from './sockets.js';
 import { handshakeWithin, SslClientContext, SslServerContext } from './ssl.js';
@@ -77,8 +77,10 @@ async function upgrade(
         ? plain.startTls({ side: 'server', spec: ctx.spec })
         : plain.startTls({ side: 'client', spec: { ...ctx.spec, servername } });
   } catch (error) {
-    throw new StartupCondition(`${where}: ${error instanceof Error ? error.message : String(error)}`, {
+    throw new ConnectionError(`${where}: ${error instanceof Error ? error.message : String(error)}`, {
       code: errorCode(error) ?? 'ENOTSUP',
+      host: plain.remote.address,
+      port: plain.remote.port,
       cause: error,
     });
   }
@@ -86,12 +88,12 @@ async function upgrade(
   try {
     await handshakeWithin(secure.handshake?.() ?? Promise.resolve(), seconds, `of attachSsl (${ctx.side})`);
   } catch (error) {
+    const { address, port } = plain.remote;
     handle.destroy();
-    const condition = new StartupCondition(
+    // The connection's TLS failed: a client's error class, whichever side this end plays.
+    throw new ConnectionError(
       `${where}: the TLS handshake as ${ctx.side} failed: ${error instanceof Error ? error.message : String(error)}`,
-      { code: errorCode(error) ?? 'ETLS', cause: error },
+      { code: errorCode(error) ?? 'ETLS', host: address, port, tls: true, cause: error },
     );
-    condition.tls = true;
-    throw condition;
   }
 }

@@ -169,6 +169,7 @@ export class SocketStream {
   #sentWaiters: Waiter[] | null = null;
   #writeError: Error | null = null;
   #closed = false;
+  #closingSession = false;
 
   constructor(options: SocketStreamOptions) {
     if (options === null || typeof options !== 'object')
@@ -656,6 +657,8 @@ export class SocketStream {
    * cannot hold the close up for longer than the linger.
    */
   [closeSession](): void {
+    if (this.#closed || this.#closingSession) return;
+    this.#closingSession = true;
     const abort = setTimeout(() => {
       this.close({ abort: true }).catch(() => {});
     }, LINGER_S * 1000);

@@ -4,12 +4,12 @@ import type { Connection, ListenSpec, TlsServerSpec } from '@comm/core/backend';
 import {
   attachSsl,
   backend,
+  ConnectionError,
   createSslClientContext,
   createSslServerContext,
   openTcpStream,
   type SocketHandle,
   type SocketStream,
-  StartupCondition,
   serverTerminate,
   startUpServer,
 } from '../dist/index.js';
@@ -288,9 +288,9 @@ tlsTest(
       () => null,
       (error: unknown) => error,
     );
-    assert.ok(untrusted instanceof StartupCondition, String(untrusted));
-    assert.equal((untrusted as StartupCondition & { tls?: boolean }).tls, true);
-    assert.equal((untrusted as StartupCondition).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    assert.ok(untrusted instanceof ConnectionError, String(untrusted));
+    assert.equal((untrusted as ConnectionError & { tls?: boolean }).tls, true);
+    assert.equal((untrusted as ConnectionError).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
 
     const wrongName = await attempt({
       sslCtx: createSslClientContext({ caFile: pki.path('ca.pem') }),
@@ -299,8 +299,8 @@ tlsTest(
       () => null,
       (error: unknown) => error,
     );
-    assert.ok(wrongName instanceof StartupCondition, String(wrongName));
-    assert.equal((wrongName as StartupCondition).code, 'ERR_TLS_CERT_ALTNAME_INVALID');
+    assert.ok(wrongName instanceof ConnectionError, String(wrongName));
+    assert.equal((wrongName as ConnectionError).code, 'ERR_TLS_CERT_ALTNAME_INVALID');
     assert.match((wrongName as Error).message, /wrong\.example/);
 
     // No name: the address connected to is verified (the certificate names 127.0.0.1).

@@ -1,4 +1,4 @@
-import { type BoundApi, bindBackend } from '@comm/core/backend';
+import { type Backend, type BoundApi, bindBackend } from '@comm/core/backend';
 import { createUwsBackend, type UwsBackendOptions } from './backend.js';
 
 export * from '@comm/core';
@@ -12,7 +12,7 @@ export function bindUws(options: UwsBackendOptions = {}): BoundApi {
 const bound = bindUws();
 
 /** The backend with the uWS module found by name (`uWebSockets.js`, else `@trufflesuite/uws-js-unofficial`). */
-export const backend = bound.backend;
+export const backend: Backend = bound.backend;
 
 /** The contract bound to uWebSockets.js: the same names every backend package exports. */
 export const { startUpServer, serverTerminate, openTcpStream } = bound;

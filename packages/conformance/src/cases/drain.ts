@@ -106,6 +106,36 @@ defineCase(
 );
 
 defineCase(
+  'R23.closure-session-closed',
+  'a session that holds its stream in a closure, not in its arguments, belongs to the connection whose call started it: drain closes it, and so does its failure',
+  async (t) => {
+    const { processRunFunction } = t.api;
+    let calls = 0;
+    const { server, port } = await t.startServer({
+      createStream: true,
+      function: (s: SocketStream) => {
+        const fails = calls++ === 1;
+        processRunFunction('closure session', async () => {
+          if (!fails) return echoSession(s);
+          await s.readLine();
+          throw new Error('the session fails on purpose (R23.closure-session-closed)');
+        });
+      },
+    });
+    const silent = await t.connect(port);
+    await silent.writeLine('hello');
+    assert.equal(await within(silent.readLine(), 5000, 'the echo'), 'echo hello');
+    const failing = await t.connect(port);
+    await failing.writeLine('fail now');
+    await within(failing.closedByPeer(), 5000, 'the failed closure session to be closed');
+    t.api.serverTerminate(server, { drain: 0.3 });
+    await within(silent.closedByPeer(), 5000, 'the drained closure session to be closed');
+    await within(server.drained, 5000, 'drained');
+  },
+  15_000,
+);
+
+defineCase(
   'R23.no-drain-leaves-sessions',
   'without drain, terminating leaves handed-on sessions alone (R15); drained settles only once they end',
   async (t) => {
