@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Certificates, makeCertificates } from '@comm/talk/certs';
 import { killAll, run } from './children.js';
+import { fail, type Positive, parseFlags, positiveFlag } from './flags.js';
 import { idle, load, type Pinning, pinningFor, type Server, startServer, statOf } from './measure.js';
 import {
   type Deviation,
@@ -98,54 +99,27 @@ function tlsCertificates(): Certificates {
   return certificates;
 }
 
-function fail(message: string): never {
-  console.error(`${message}\n\n${usage}`);
-  process.exit(2);
-}
-
 function parseOptions(argv: readonly string[]): Options {
-  const values = new Map<string, string>();
-  let smoke = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--') continue;
-    if (arg === '--help' || arg === '-h') {
-      console.log(usage);
-      process.exit(0);
-    }
-    if (arg === '--smoke') {
-      smoke = true;
-      continue;
-    }
-    const [name, inline] = arg.split(/=(.*)/s) as [string, string?];
-    if (
-      ![
-        '--backends',
-        '--workloads',
-        '--rounds',
-        '--seconds',
-        '--warmup',
-        '--connections',
-        '--idle',
-        '--idle-timeout',
-        '--scaling-load',
-        '--scaling-connections',
-        '--out',
-      ].includes(name)
-    )
-      fail(`unknown argument "${arg}"`);
-    const value = inline ?? argv[++i];
-    if (value === undefined) fail(`${name} needs a value`);
-    values.set(name.slice(2), value);
-  }
-  const number = (name: string, fallback: number, integer: boolean) => {
-    const text = values.get(name);
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
-      fail(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${text}"`);
-    return n;
-  };
+  const { values, booleans } = parseFlags(argv, {
+    usage,
+    valued: [
+      'backends',
+      'workloads',
+      'rounds',
+      'seconds',
+      'warmup',
+      'connections',
+      'idle',
+      'idle-timeout',
+      'scaling-load',
+      'scaling-connections',
+      'out',
+    ],
+    booleans: ['smoke'],
+  });
+  const smoke = booleans.has('smoke');
+  const number = (name: string, fallback: number, kind: Positive) =>
+    positiveFlag(usage, values, name, fallback, kind);
   const list = (name: string, fallback: string) =>
     (values.get(name) ?? fallback)
       .split(',')
@@ -153,21 +127,21 @@ function parseOptions(argv: readonly string[]): Options {
       .filter(Boolean);
   const workloads = list('workloads', workloadNames.join(','));
   for (const w of workloads)
-    if (!(workloadNames as readonly string[]).includes(w)) fail(`unknown workload "${w}"`);
+    if (!(workloadNames as readonly string[]).includes(w)) fail(usage, `unknown workload "${w}"`);
   const scalingLoad = values.get('scaling-load') ?? 'pipelined';
   if (!['rr', 'pipelined', '1k'].includes(scalingLoad))
-    fail(`--scaling-load must be rr, pipelined or 1k, not "${scalingLoad}"`);
+    fail(usage, `--scaling-load must be rr, pipelined or 1k, not "${scalingLoad}"`);
   return {
     backends: list('backends', 'node,bun,deno,uws'),
     workloads: workloadNames.filter((w) => workloads.includes(w)),
-    rounds: number('rounds', smoke ? 1 : 3, true),
-    seconds: number('seconds', smoke ? 0.3 : 3, false),
-    warmup: number('warmup', smoke ? 0.1 : 1, false),
-    connections: number('connections', smoke ? 4 : 50, true),
-    idle: number('idle', smoke ? 50 : 10_000, true),
-    idleTimeout: number('idle-timeout', smoke ? 30 : 120, false),
+    rounds: number('rounds', smoke ? 1 : 3, 'integer'),
+    seconds: number('seconds', smoke ? 0.3 : 3, 'number'),
+    warmup: number('warmup', smoke ? 0.1 : 1, 'number'),
+    connections: number('connections', smoke ? 4 : 50, 'integer'),
+    idle: number('idle', smoke ? 50 : 10_000, 'integer'),
+    idleTimeout: number('idle-timeout', smoke ? 30 : 120, 'number'),
     scalingLoad: scalingLoad as ThroughputWorkload,
-    scalingConnections: number('scaling-connections', smoke ? 32 : 256, true),
+    scalingConnections: number('scaling-connections', smoke ? 32 : 256, 'integer'),
     out: resolve(values.get('out') ?? join(benchDir, 'results')),
     smoke,
   };

@@ -7,6 +7,7 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { killAll } from './children.js';
+import { fail, parseFlags } from './flags.js';
 import { load, type Pinning, startServer } from './measure.js';
 import { workloadSpecs } from './model.js';
 import { benchDir, nativeBinary } from './native.js';
@@ -89,44 +90,22 @@ function profiledCommand(subject: Subject, dir: string): [string, string[]] {
   return [bin, [...flags, ...args]];
 }
 
-function fail(message: string): never {
-  console.error(`${message}\n\n${usage}`);
-  process.exit(2);
-}
-
-/** The options given, by flag (`--seconds`); --help prints the usage and exits 0; anything else is exit 2. */
-function parseOptions(argv: readonly string[]): Map<string, string> {
-  const values = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--') continue;
-    if (arg === '--help' || arg === '-h') {
-      console.log(usage);
-      process.exit(0);
-    }
-    const [name, inline] = arg.split(/=(.*)/s) as [string, string?];
-    if (!['--backends', '--workload', '--seconds', '--top', '--out'].includes(name))
-      fail(`unknown argument "${arg}"`);
-    const value = inline ?? argv[++i];
-    if (value === undefined) fail(`${name} needs a value`);
-    values.set(name, value);
-  }
-  return values;
-}
-
 async function main(argv: readonly string[]): Promise<void> {
-  const options = parseOptions(argv);
-  const workload = options.get('--workload') ?? 'pipelined';
+  const options = parseFlags(argv, {
+    usage,
+    valued: ['backends', 'workload', 'seconds', 'top', 'out'],
+  }).values;
+  const workload = options.get('workload') ?? 'pipelined';
   if (workload !== 'rr' && workload !== 'pipelined' && workload !== '1k') {
-    fail(`--workload must be rr, pipelined or 1k, not "${workload}"`);
+    fail(usage, `--workload must be rr, pipelined or 1k, not "${workload}"`);
   }
-  const seconds = Number(options.get('--seconds') ?? 5);
-  const top = Number(options.get('--top') ?? 12);
+  const seconds = Number(options.get('seconds') ?? 5);
+  const top = Number(options.get('top') ?? 12);
   if (!(seconds > 0) || !(Number.isInteger(top) && top > 0)) {
-    fail('--seconds must be a positive number and --top a positive integer');
+    fail(usage, '--seconds must be a positive number and --top a positive integer');
   }
-  const out = resolve(options.get('--out') ?? join(benchDir, 'results', 'profiles'));
-  const { subjects, missing } = resolveSubjects((options.get('--backends') ?? 'node@24,bun,deno').split(','));
+  const out = resolve(options.get('out') ?? join(benchDir, 'results', 'profiles'));
+  const { subjects, missing } = resolveSubjects((options.get('backends') ?? 'node@24,bun,deno').split(','));
   for (const m of missing) console.error(`skipped: ${m}`);
   nativeBinary('loadgen');
   const pinning: Pinning = { server: 1, loadgen: 0 };

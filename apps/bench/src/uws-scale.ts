@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeStreamAndTalk } from '@comm/talk/talk';
 import { type Child, startChild } from './children.js';
+import { parseFlags, positive, positiveFlag } from './flags.js';
 import { type Pinning, pinned, pinningFor } from './measure.js';
 import { benchDir, nativeBinary } from './native.js';
 
@@ -42,30 +43,17 @@ async function serveComm(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(0));
 }
 
-function fail(message: string): never {
-  console.error(`${message}\n\n${usage}`);
-  process.exit(2);
-}
-
 /** --connections and --rounds; --help prints the usage and exits 0; anything else is exit 2. */
 function parseOptions(argv: readonly string[]): { connections: number; rounds: number } {
-  const values = new Map<string, number>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === '--') continue;
-    if (arg === '--help' || arg === '-h') {
-      console.log(usage);
-      process.exit(0);
-    }
-    const [name, inline] = arg.split(/=(.*)/s) as [string, string?];
-    if (name !== '--connections' && name !== '--rounds') fail(`unknown argument "${arg}"`);
-    const text = inline ?? argv[++i];
-    if (text === undefined) fail(`${name} needs a value`);
-    const value = Number(text);
-    if (!/^\d+$/.test(text) || value <= 0) fail(`${name} must be a positive integer, not "${text}"`);
-    values.set(name, value);
-  }
-  return { connections: values.get('--connections') ?? 10_000, rounds: values.get('--rounds') ?? 3 };
+  const { values } = parseFlags(argv, {
+    usage,
+    valued: ['connections', 'rounds'],
+    check: (flag, text) => positive(usage, flag, text, 'digits'),
+  });
+  return {
+    connections: positiveFlag(usage, values, 'connections', 10_000, 'digits'),
+    rounds: positiveFlag(usage, values, 'rounds', 3, 'digits'),
+  };
 }
 
 /** A Node child under bash, its fd limit raised to the hard limit (N connections need N fds). */
