@@ -1,3 +1,4 @@
+import { describe } from './describe.js';
 /**
  * IP addresses as LispWorks' COMM package has them: an IPv4 address is an integer in network
  * order (`0xCC47B14B` is 204.71.177.75) and an IPv6 address is an `Ipv6Address` object.
@@ -240,16 +241,4 @@ function isIpv4Integer(n: unknown): n is number {
 
 function readUint32(bytes: Uint8Array, at: number): number {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(at);
-}
-
-/** Names a bad argument in an error message without letting the message itself throw. */
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  if (value instanceof Uint8Array) return `a Uint8Array of length ${value.length}`;
-  try {
-    return String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
 }

@@ -1,6 +1,15 @@
 import { Ipv6Address, isIpv4Literal, isIpv6Literal } from './address.js';
 import type { Backend, Connection } from './backend.js';
 import { ConnectionError, errorCode, StartupCondition } from './conditions.js';
+import { resolveEndpoints, resolveService } from './resolve.js';
+import { SocketHandle } from './sockets.js';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  defaultSslClientContext,
+  handshakeWithin,
+  SslClientContext,
+} from './ssl.js';
+import { SocketStream } from './stream.js';
 import {
   type AddressSpec,
   checkAddress,
@@ -13,16 +22,7 @@ import {
   type Ipv6Mode,
   type Service,
   type StreamOptions,
-} from './options.js';
-import { resolveEndpoints, resolveService } from './resolve.js';
-import { SocketHandle } from './sockets.js';
-import {
-  DEFAULT_HANDSHAKE_TIMEOUT,
-  defaultSslClientContext,
-  handshakeWithin,
-  SslClientContext,
-} from './ssl.js';
-import { SocketStream } from './stream.js';
+} from './validate.js';
 
 export interface OpenTcpStreamOptions extends StreamOptions {
   /** false (the default): a failure resolves to null. true: it rejects with a `ConnectionError`. */

@@ -3,8 +3,6 @@ export class StartupCondition extends Error {
   override readonly name = 'StartupCondition';
   /** The system's error code when there is one: `EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL`, `ENOTFOUND`. */
   readonly code: string | undefined;
-  /** True when a TLS handshake failed (verification, protocol, timeout); `code` keeps the runtime's code. */
-  tls = false;
 
   constructor(message: string, options: { code?: string | undefined; cause?: unknown } = {}) {
     super(message, { cause: options.cause });

@@ -11,16 +11,10 @@ export {
 export type { OpenTcpStreamOptions } from './client.js';
 export { ConnectionError, StartupCondition } from './conditions.js';
 export type {
-  AddressSpec,
   AnnounceFunction,
   AnyServerOptions,
-  Direction,
-  ElementType,
-  Ipv6Mode,
-  Service,
   StartUpServerOptions,
   StartUpStreamServerOptions,
-  StreamOptions,
   Writable,
 } from './options.js';
 export { LightweightProcess, type ProcessState, processRunFunction } from './process.js';
@@ -54,3 +48,4 @@ export {
   socketStreamAddress,
   socketStreamPeerAddress,
 } from './stream.js';
+export type { AddressSpec, Direction, ElementType, Ipv6Mode, Service, StreamOptions } from './validate.js';

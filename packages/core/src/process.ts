@@ -1,4 +1,4 @@
-import { describe } from './options.js';
+import { describe } from './describe.js';
 import { currentServer, outsideServers } from './scope.js';
 
 export type ProcessState = 'running' | 'finished' | 'failed';

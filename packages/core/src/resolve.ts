@@ -1,8 +1,8 @@
 import { lookup } from 'node:dns/promises';
 import { Ipv6Address, integerToIpv4, isIpv4Literal, parseIpv6Address, toLiteral } from './address.js';
 import { StartupCondition } from './conditions.js';
-import type { AddressSpec, Ipv6Mode, Service } from './options.js';
 import { getServiceEntry } from './services.js';
+import type { AddressSpec, Ipv6Mode, Service } from './validate.js';
 
 /** R5: the port a service names. */
 export function resolveService(service: Service, where = 'service'): number {

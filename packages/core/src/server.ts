@@ -1,12 +1,10 @@
 import { setImmediate } from 'node:timers';
 import type { Backend, Connection, Listener, ListenSpec } from './backend.js';
+import { builtInListener } from './built-in-listener.js';
 import { listenCondition, StartupCondition } from './conditions.js';
-import { builtInListener } from './listener.js';
 import {
   type AnnounceFunction,
   type AnyServerOptions,
-  checkKnown,
-  describe,
   normalizeServerOptions,
   type ServerOptions,
 } from './options.js';
@@ -18,6 +16,7 @@ import { ListeningSocket, SocketHandle } from './sockets.js';
 import { handshakeWithin } from './ssl.js';
 import { type Prepare, PreparingListener } from './stage.js';
 import { SocketStream } from './stream.js';
+import { checkKnown, describe } from './validate.js';
 
 export type ServerState = 'starting' | 'listening' | 'terminated' | 'failed';
 

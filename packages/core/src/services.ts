@@ -3,6 +3,7 @@
  * getservbyname that Node, Bun and Deno all offer, and the file format is simple and stable.
  */
 import { readFileSync } from 'node:fs';
+import { describe } from './describe.js';
 
 export interface ServiceEntry {
   readonly name: string;
@@ -64,14 +65,4 @@ export function getServiceEntry(
     ? (e: ServiceEntry) => e.name === service || e.aliases.includes(service)
     : (e: ServiceEntry) => e.port === service;
   return parseServices(text).find((e) => e.protocol === protocol && matches(e)) ?? null;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  try {
-    return String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { TlsClientSpec, TlsServerSpec } from './backend.js';
-import { checkKnown, describe } from './options.js';
+import { checkKnown, describe } from './validate.js';
 
 /** Seconds a TLS handshake may take, unless the context or the call says otherwise. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10;

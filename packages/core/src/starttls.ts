@@ -1,9 +1,19 @@
 import type { Connection } from './backend.js';
 import { ConnectionError, errorCode } from './conditions.js';
-import { describe } from './options.js';
 import { SocketHandle } from './sockets.js';
 import { handshakeWithin, SslClientContext, SslServerContext } from './ssl.js';
-import type { SocketStream } from './stream.js';
+import { describe } from './validate.js';
+
+/**
+ * What `attachSsl` needs of its stream: a `SocketStream`, described by shape because the stream
+ * calls `attachSsl` for its own `sslCtx` option, and the two modules must not import each other.
+ */
+export interface UpgradableStream {
+  readonly socket: Connection;
+  readonly closed: boolean;
+  readonly unread: number;
+  finishOutput(): Promise<void>;
+}
 
 export interface AttachSslOptions {
   /** A server context makes this end the TLS server; a client context (or true: the default one) the client. */
@@ -22,7 +32,7 @@ export interface AttachSslOptions {
  * text otherwise). Resolves once the handshake is done; rejects with a condition (and closes the
  * stream) if it fails, or where the runtime cannot upgrade this side (code `ENOTSUP`).
  */
-export function attachSsl(stream: SocketStream, options: AttachSslOptions): Promise<void> {
+export function attachSsl(stream: UpgradableStream, options: AttachSslOptions): Promise<void> {
   const where = 'attachSsl';
   if (options === null || typeof options !== 'object')
     throw new TypeError(`${where}: options must be an object, not ${describe(options)}`);
@@ -56,7 +66,7 @@ export function attachSsl(stream: SocketStream, options: AttachSslOptions): Prom
 
 /** The asynchronous half of `attachSsl`: what fails here is a condition, and closes the stream. */
 async function upgrade(
-  stream: SocketStream,
+  stream: UpgradableStream,
   handle: SocketHandle,
   ctx: SslServerContext | SslClientContext,
   seconds: number,

@@ -1,13 +1,5 @@
 import { setImmediate } from 'node:timers';
 import type { Connection } from './backend.js';
-import {
-  checkKnown,
-  checkStreamOptions,
-  type Direction,
-  describe,
-  type ElementType,
-  type StreamOptions,
-} from './options.js';
 import { closeSession } from './process.js';
 import {
   type AddressAndPort,
@@ -18,8 +10,16 @@ import {
 } from './sockets.js';
 import type { SslClientContext, SslServerContext } from './ssl.js';
 import { attachSsl } from './starttls.js';
+import {
+  checkKnown,
+  checkStreamOptions,
+  type Direction,
+  describe,
+  type ElementType,
+  type StreamOptions,
+} from './validate.js';
 
-export type { Direction, ElementType, StreamOptions } from './options.js';
+export type { Direction, ElementType, StreamOptions } from './validate.js';
 
 export interface SocketStreamOptions extends StreamOptions {
   socket: Connection;
