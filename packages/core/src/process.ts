@@ -1,5 +1,5 @@
 import { describe } from './describe.js';
-import { currentServer, outsideServers } from './scope.js';
+import { currentServer, outsideServers, type ServerScope } from './scope.js';
 
 export type ProcessState = 'running' | 'finished' | 'failed';
 
@@ -25,6 +25,20 @@ function isClosable(value: unknown): value is Closable {
 let ended: (process: LightweightProcess, state: ProcessState, error: unknown) => void;
 
 /**
+ * Set by LightweightProcess's static block: makes `server` the owner of a process, with the
+ * connection whose call started it (closed with it: R23). Fields rather than a promise reaction
+ * and a map entry per session, because an idle server holds thousands of them.
+ */
+/** Set by LightweightProcess's static block: tells the process's server, if any, that it ended. */
+let left: (process: LightweightProcess) => void;
+
+export let adoptSession: (
+  process: LightweightProcess,
+  server: ServerScope,
+  connection: Closable | null,
+) => void;
+
+/**
  * Runs a process's function after the caller's task (a process is started, not called). One
  * async frame per process, and no closures: an idle session costs little.
  */
@@ -40,6 +54,8 @@ async function run(process: LightweightProcess, fn: (...args: never[]) => unknow
     closeSessionOf(process);
     console.error(`comm: process "${process.name}" failed:`, error);
     return undefined;
+  } finally {
+    left(process);
   }
 }
 
@@ -52,6 +68,8 @@ export class LightweightProcess {
   #state: ProcessState = 'running';
   #error: unknown = null;
   readonly #args: readonly unknown[];
+  #server: ServerScope | null = null;
+  #connection: Closable | null = null;
   /** Settles when the process ends: with `fn`'s value, or `undefined` if it failed. Never rejects. */
   readonly done: Promise<unknown>;
 
@@ -67,8 +85,14 @@ export class LightweightProcess {
       process.#state = state;
       process.#error = error;
     };
+    left = (process) => process.#server?.sessionEnded(process);
+    adoptSession = (process, server, connection) => {
+      process.#server = server;
+      process.#connection = connection;
+    };
     closeSessionOf = (process) => {
       for (const arg of process.#args) if (isClosable(arg)) arg[closeSession]();
+      process.#connection?.[closeSession]();
     };
   }
 

@@ -7,7 +7,9 @@ import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
  */
 export interface ServerScope {
   requestTerminate(drain: number | null): boolean;
+  /** A process started in this scope: the server keeps it as a session until `sessionEnded`. */
   adopt(session: object): void;
+  sessionEnded(session: object): void;
 }
 
 /** The server whose `function` or `announce` is running, across the awaits of an async handler too. */

@@ -8,7 +8,7 @@ import {
   normalizeServerOptions,
   type ServerOptions,
 } from './options.js';
-import { closeSession, closeSessionOf, type LightweightProcess } from './process.js';
+import { adoptSession, closeSessionOf, type LightweightProcess } from './process.js';
 import { readProxyHeader } from './proxy.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
 import { currentServer, type ServerScope } from './scope.js';
@@ -84,16 +84,19 @@ export class ServerProcess {
   readonly #context: ServerScope = {
     requestTerminate: (drain) => this.#requestTerminate(drain),
     adopt: (session) => this.#adopt(session as LightweightProcess),
+    sessionEnded: (session) => {
+      this.#sessions.delete(session as LightweightProcess);
+      this.#checkDrained();
+    },
   };
 
   readonly #sessions = new Set<LightweightProcess>();
-  /** The connection whose call of `function` is running (R2: one at a time), that its sessions belong to. */
-  #calling: SocketHandle | null = null;
   /**
-   * Each session's connection: the one whose call started it. A session that keeps its stream in
-   * a closure rather than in its arguments is closed through it all the same.
+   * The connection whose call of `function` is running (R2: one at a time): the sessions that call
+   * starts belong to it, so that one that keeps its stream in a closure rather than in its
+   * arguments is closed through it all the same.
    */
-  readonly #connectionOf = new WeakMap<LightweightProcess, SocketHandle>();
+  #calling: SocketHandle | null = null;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   /** The drain time is over: sessions still running are closed, and so is any started after. */
   #drainOver = false;
@@ -137,22 +140,9 @@ export class ServerProcess {
   }
 
   #adopt(session: LightweightProcess): void {
-    const connection = this.#calling;
-    if (connection !== null) this.#connectionOf.set(session, connection);
-    if (this.#drainOver) this.#close(session);
+    adoptSession(session, this.#context, this.#calling);
     this.#sessions.add(session);
-    void session.done.then(() => {
-      // A failed session leaves nothing to close its connection: the library does (R23).
-      if (session.state === 'failed') connection?.[closeSession]();
-      this.#sessions.delete(session);
-      this.#checkDrained();
-    });
-  }
-
-  /** Closes a session's streams: those it was started with, and its connection's. */
-  #close(session: LightweightProcess): void {
-    closeSessionOf(session);
-    this.#connectionOf.get(session)?.[closeSession]();
+    if (this.#drainOver) closeSessionOf(session);
   }
 
   #checkDrained(): void {
@@ -165,7 +155,7 @@ export class ServerProcess {
   #drain(seconds: number): void {
     this.#drainTimer = setTimeout(() => {
       this.#drainOver = true;
-      for (const session of this.#sessions) this.#close(session);
+      for (const session of this.#sessions) closeSessionOf(session);
     }, seconds * 1000);
   }
 
