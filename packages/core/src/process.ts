@@ -1,5 +1,6 @@
 import { describe } from './describe.js';
-import { currentServer, outsideServers, type ServerScope } from './scope.js';
+import { currentServer, outsideServers } from './scope.js';
+import type { ServerScope } from './server-scope.js';
 
 export type ProcessState = 'running' | 'finished' | 'failed';
 

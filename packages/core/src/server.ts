@@ -11,7 +11,8 @@ import {
 import { adoptSession, closeSessionOf, type LightweightProcess } from './process.js';
 import { readProxyHeader } from './proxy.js';
 import { isLoopback, resolveEndpoints, resolveService } from './resolve.js';
-import { currentServer, type ServerScope } from './scope.js';
+import { currentServer } from './scope.js';
+import type { ServerScope } from './server-scope.js';
 import { ListeningSocket, SocketHandle } from './sockets.js';
 import { handshakeWithin } from './ssl.js';
 import { type Prepare, PreparingListener } from './stage.js';
