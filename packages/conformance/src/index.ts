@@ -1,4 +1,6 @@
 import './cases/index.js';
+// After the rules' cases: the seam's own (`seam.*`), at the end of the matrix.
+import './seam/index.js';
 
 export * from './kernel.js';
 export { formatMatrix, type Matrix } from './matrix.js';

@@ -330,7 +330,9 @@ export function rawConnect(port: number, host = '127.0.0.1'): Promise<RawClient>
 }
 
 /** The subject's way to reach its servers: its own transport, the module's `conformanceTransport`, or TCP. */
-function clientTransport(subject: Subject): ((port: number, host: string) => Promise<RawTransport>) | null {
+export function clientTransport(
+  subject: Subject,
+): ((port: number, host: string) => Promise<RawTransport>) | null {
   if (subject.transport) return subject.transport;
   const exported = subject.api.conformanceTransport;
   return typeof exported === 'function'

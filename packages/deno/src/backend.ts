@@ -12,7 +12,7 @@ import type {
   TlsServerSpec,
 } from '@comm/core/backend';
 import { connectionClosed } from '@comm/core/backend';
-import { ffiUnavailable, listenRaw } from './ffi.js';
+import { ffiUnavailable, listenerDescriptor, listenRaw, shutdownListener } from './ffi.js';
 import { connectFrom } from './node-socket.js';
 import { connectNodeTls, plainKey, serverTlsFromFd, serverTlsOptions } from './node-tls.js';
 
@@ -365,6 +365,8 @@ class DenoListener implements Listener {
   readonly local: SocketAddress;
   readonly #listener: Deno.TcpListener | Deno.TlsListener;
   readonly #wrap: (conn: Deno.TcpConn | Deno.TlsConn) => Connection;
+  /** The listening socket's descriptor, found with FFI (null where it cannot be used): see close(). */
+  readonly #descriptor: number | null;
   #closed = false;
   #pending: Promise<unknown> | null = null;
 
@@ -375,6 +377,7 @@ class DenoListener implements Listener {
     this.#listener = listener;
     this.#wrap = wrap;
     this.local = addressOf(listener.addr);
+    this.#descriptor = listenerDescriptor(this.local);
   }
 
   async accept(): Promise<Connection | null> {
@@ -403,14 +406,17 @@ class DenoListener implements Listener {
     if (this.#closed) return;
     this.#closed = true;
     const pending = this.#pending;
+    // Deno frees the port only once a pending accept has been cancelled, on a later turn of the
+    // event loop (denoland/deno#22885): shut down now, the port is free when close() returns (R15).
+    if (this.#descriptor !== null) shutdownListener(this.#descriptor);
     try {
       this.#listener.close();
     } catch (error) {
       if (!isClosedError(error)) throw error;
     }
-    // Deno frees the port only once a pending accept has failed: wait for that, so that the port
-    // can be bound again as soon as close() resolves (R15, and R14's reopen on the same port).
-    // A connection that still came is closed by accept(), which sees #closed.
+    // Then wait for the pending accept to fail: Deno has closed the socket once close() resolves,
+    // so that without FFI the port can be bound again then (R14's reopen on the same port). A
+    // connection that still came is closed by accept(), which sees #closed.
     if (pending)
       await pending.then(
         () => {},
@@ -546,6 +552,11 @@ export const denoBackend: Backend = {
         cases: ['R7.ipv6-true-no-address', 'R8.true-ipv6-only'],
         reason: `Deno.listen has no IPV6_V6ONLY option (a socket on :: takes IPv4 clients too), and the FFI way around it cannot be taken here: ${unavailable}; so ipv6 true with no address fails to start (EOPNOTSUPP) rather than let IPv4 clients in`,
         upstream: 'https://github.com/denoland/deno/issues/34714',
+      },
+      {
+        cases: ['R15.port-free-at-once'],
+        reason: `Deno frees a listener's port only once its pending accept() has been cancelled, on a later turn of the event loop (a few milliseconds after close()), and the way around it (shutdown(2) on the listener's descriptor, found with FFI) cannot be taken here: ${unavailable}; so the port is free once terminated settles, not as soon as serverTerminate returns`,
+        upstream: 'https://github.com/denoland/deno/issues/22885',
       },
       {
         cases: ['R22.client-certificate'],

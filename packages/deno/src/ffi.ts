@@ -32,6 +32,7 @@ const SO_REUSEADDR = 2;
 const SO_REUSEPORT = 15;
 const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
+const SO_ACCEPTCONN = 30;
 const SHUT_RDWR = 2;
 const POLLIN = 0x1;
 const SOCKADDR_IN_SIZE = 16;
@@ -40,6 +41,7 @@ const SOCKADDR_IN6_SIZE = 28;
 const POLL_TIMEOUT_MS = 5000;
 
 const EINTR = 4;
+const EBADF = 9;
 const EAGAIN = 11;
 const ECONNABORTED = 103;
 
@@ -67,6 +69,7 @@ const ERRNO_NAMES: Record<number, string> = {
 interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array, length: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Uint8Array, length: Uint8Array): number;
   bind(fd: number, address: Uint8Array, length: number): number;
   listen(fd: number, backlog: number): number;
   getsockname(fd: number, address: Uint8Array, length: Uint8Array): number;
@@ -86,6 +89,7 @@ function open(): Libc {
   const library = Deno.dlopen('libc.so.6', {
     socket: { parameters: ['i32', 'i32', 'i32'], result: 'i32' },
     setsockopt: { parameters: ['i32', 'i32', 'i32', 'buffer', 'u32'], result: 'i32' },
+    getsockopt: { parameters: ['i32', 'i32', 'i32', 'buffer', 'buffer'], result: 'i32' },
     bind: { parameters: ['i32', 'buffer', 'u32'], result: 'i32' },
     listen: { parameters: ['i32', 'i32'], result: 'i32' },
     getsockname: { parameters: ['i32', 'buffer', 'buffer'], result: 'i32' },
@@ -273,4 +277,66 @@ export function listenRaw(options: RawListenOptions): Listener {
     lib.close(fd);
     throw error;
   }
+}
+
+/** Descriptors taken as a `Deno.listen` listener's: never taken twice (an SO_REUSEPORT group shares one address). */
+const claimed = new Set<number>();
+
+/** Past the last descriptor in use, this many closed ones in a row end the search. */
+const CLOSED_RUN = 64;
+
+function sameHost(a: string, b: string): boolean {
+  if (a === b) return true;
+  const x = parseIpv6Address(a);
+  const y = parseIpv6Address(b);
+  return x !== null && y !== null && ipv6AddressString(x) === ipv6AddressString(y);
+}
+
+/**
+ * The descriptor of the listening socket `Deno.listen` has just made on `local`, which Deno does
+ * not tell: the lowest descriptor, not claimed yet, of a socket listening there (Linux gives a new
+ * socket the lowest free descriptor). Null where FFI cannot be used, or if none is found.
+ */
+export function listenerDescriptor(local: SocketAddress): number | null {
+  if (ffiUnavailable() !== null) return null;
+  const lib = open();
+  const value = new Uint8Array(4);
+  const length = new Uint8Array(4);
+  const lengthView = new DataView(length.buffer);
+  const valueView = new DataView(value.buffer);
+  for (let fd = 0, closed = 0; closed < CLOSED_RUN; fd++) {
+    lengthView.setUint32(0, 4, true);
+    if (lib.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, length) < 0) {
+      // Not open (EBADF), or no socket (ENOTSOCK).
+      closed = lastErrno(lib) === EBADF ? closed + 1 : 0;
+      continue;
+    }
+    closed = 0;
+    if (claimed.has(fd) || valueView.getInt32(0, true) !== 1) continue;
+    let bound: SocketAddress;
+    try {
+      bound = localAddress(fd, lib);
+    } catch {
+      continue;
+    }
+    if (
+      bound.port === local.port &&
+      bound.family === local.family &&
+      sameHost(bound.address, local.address)
+    ) {
+      claimed.add(fd);
+      return fd;
+    }
+  }
+  return null;
+}
+
+/**
+ * Stops a `Deno.listen` listener at once (R15): shut down, its socket leaves LISTEN, and the port
+ * can be bound again before this returns. Deno closes the descriptor itself only once the pending
+ * `accept()` has been cancelled, on a later turn of the event loop (denoland/deno#22885).
+ */
+export function shutdownListener(fd: number): void {
+  claimed.delete(fd);
+  open().shutdown(fd, SHUT_RDWR);
 }

@@ -690,6 +690,7 @@ tlsTest(
     assert.deepEqual(deviations, [
       'R7.ipv6-true-no-address',
       'R8.true-ipv6-only',
+      'R15.port-free-at-once',
       'R22.client-certificate',
       'R22.sni-reaches-server',
       'R22.server-handshake-timeout',

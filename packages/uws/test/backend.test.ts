@@ -1,3 +1,8 @@
+// The seam's promises (accept order, EADDRINUSE, half-close, partial writes, drain, a reset
+// mid-write, destroy and close with a read or accept pending, accept errors at the descriptor
+// limit) are checked by @comm/conformance's seam cases (`seam.*`, packages/conformance/src/seam),
+// which test/conformance.test.ts runs on this backend, its peer speaking comm-stream over WebSocket.
+// Here: what is particular to uWS (its options, the WebSocket framing and window, HTTP routes).
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -90,35 +95,9 @@ describe('options', () => {
 });
 
 describe('uws backend seam', () => {
-  it('listens, accepts in order, reads and writes, half-closes', async () => {
+  it('the port is free after close(): uWS binds it again itself (a given port, SO_REUSEADDR)', async () => {
     const b = backendWith();
     const listener = await b.listen();
-    const a = await b.connect(listener.local.port);
-    const c = await b.connect(listener.local.port);
-    const first = await listener.accept();
-    const second = await listener.accept();
-    expect(first?.remote.port).toBe(a.local.port);
-    expect(second?.remote.port).toBe(c.local.port);
-    expect(first?.remote.address).toBe('127.0.0.1');
-    expect(first?.local).toEqual({ address: '127.0.0.1', port: listener.local.port, family: 4 });
-    await a.write(new TextEncoder().encode('hi'));
-    await a.end();
-    expect(new TextDecoder().decode((await first?.read()) ?? undefined)).toBe('hi');
-    expect(await first?.read()).toBeNull();
-    // Half-closed: the server's reply still reaches the client.
-    await first?.write(new TextEncoder().encode('reply'));
-    await first?.end();
-    expect((await readAll(a)).toString()).toBe('reply');
-    await listener.close();
-    expect(await listener.accept()).toBeNull();
-  });
-
-  it('binding a port in use fails with EADDRINUSE (LIBUS_LISTEN_EXCLUSIVE_PORT), and the port is free after close', async () => {
-    const b = backendWith();
-    const listener = await b.listen();
-    await expect(b.api.backend.listen({ ...spec, port: listener.local.port })).rejects.toMatchObject({
-      code: 'EADDRINUSE',
-    });
     await listener.close();
     const again = await b.listen({ port: listener.local.port });
     expect(again.local.port).toBe(listener.local.port);

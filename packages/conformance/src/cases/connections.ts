@@ -1,3 +1,7 @@
+/**
+ * Connections (contract section 3): R1 what `function` is called with, R2 sequential calls (and the
+ * hand-off to `processRunFunction` for concurrency). R3, the built-in listener, is in listener.ts.
+ */
 import assert from 'node:assert/strict';
 import type { Connection, SocketStream } from '@comm/core/backend';
 import { defineCase } from '../suite.js';

@@ -1,11 +1,12 @@
-// R23: a server knows its sessions and drains them; a failed session's stream is closed; the
-// stream `function` gets is made with `createStream`'s options.
+/**
+ * Graceful drain (contract section 6), R23: a server knows its sessions and drains them; a failed
+ * session's stream is closed; the stream `function` gets is made with `createStream`'s options.
+ */
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
 import type { Connection, ServerProcess, SocketStream } from '@comm/core/backend';
 import type { CaseContext } from '../suite.js';
 import { defineCase, within } from '../suite.js';
-import { settle } from './helpers.js';
+import { bindable, settle } from './helpers.js';
 
 /** A session that answers `echo <line>` to each line until end of file, then closes. */
 async function echoSession(s: SocketStream): Promise<void> {
@@ -30,15 +31,6 @@ async function sessionServer(t: CaseContext): Promise<{ server: ServerProcess; p
         handle,
       );
     },
-  });
-}
-
-/** Resolves once `port` can be bound again on 127.0.0.1 (and frees it). */
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen({ port, host: '127.0.0.1', exclusive: true }, () => probe.close(() => resolve(true)));
   });
 }
 

@@ -1,272 +1,41 @@
 /**
- * Flow and speed (contract section 6): R16a bounded output, R16b consolidated flushes, R16c UTF-8
- * input. What the stream has handed on, and in how many writes, is read from the kernel (`ss`,
- * tcp_info of the server's accepted socket), never from a flag in JavaScript.
+ * Flow and speed (contract section 6): R16a bounded output, R16b consolidated flushes. What the
+ * stream has handed on, and in how many writes, is read from the kernel (`ss`, tcp_info of the
+ * server's accepted socket), never from a flag in JavaScript. R16c is in utf8.ts, R16d in
+ * in-step.ts.
  */
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import * as net from 'node:net';
 import process from 'node:process';
 import { setImmediate } from 'node:timers';
 import { kernelTaken, type TcpCounters, tcpCounters, tcpCountersSync } from '../kernel.js';
-import type { CaseContext, RawTransport } from '../suite.js';
-import { defineCase, tcpTransport, within } from '../suite.js';
-import { charReader, gate, serve, settle, stream } from './helpers.js';
-
-// ---- helpers ----
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
-
-/** The contract's output buffer (R16a): what a stream may hold, plus one write, before a write waits. */
-const OUTPUT_BUFFER = 64 * KiB;
-
-/** How long a writer makes no progress before the cases call it stalled. */
-const STALL_MS = 500;
-
-/** A million lines: what the writers try to write to a peer that reads none. */
-const MILLION = 1_000_000;
-
-/** The server's accepted socket for `client`, as `ss` names it: the server's port, the client's port. */
-function acceptedSocket(
-  port: number,
-  client: { readonly localPort: number },
-): { localPort: number; remotePort: number } {
-  return { localPort: port, remotePort: client.localPort };
-}
-
-/**
- * An independent client (the subject's transport, or `node:net`) that keeps what it receives as a
- * list of chunks. The cases that receive megabytes in tens of thousands of one-line WebSocket
- * messages use it: `RawClient` joins every chunk into one buffer, which is quadratic there.
- */
-class Collector {
-  readonly transport: RawTransport;
-  readonly #chunks: Uint8Array[] = [];
-  #received = 0;
-  #ended = false;
-  #wake: Array<() => void> = [];
-
-  constructor(transport: RawTransport) {
-    this.transport = transport;
-    transport.onData((chunk) => {
-      this.#chunks.push(chunk);
-      this.#received += chunk.length;
-      this.#notify();
-    });
-    transport.onEnd(() => {
-      this.#ended = true;
-      this.#notify();
-    });
-  }
-
-  #notify(): void {
-    for (const wake of this.#wake.splice(0)) wake();
-  }
-
-  get localPort(): number {
-    return this.transport.localPort;
-  }
-
-  /** Bytes received in all. */
-  get count(): number {
-    return this.#received;
-  }
-
-  /** Resolves once `bytes` have been received in all (or the peer has closed). */
-  async received(bytes: number): Promise<void> {
-    while (this.#received < bytes && !this.#ended)
-      await new Promise<void>((resolve) => this.#wake.push(resolve));
-  }
-
-  /** Forgets what was received so far (its count stays). */
-  drop(): void {
-    this.#chunks.length = 0;
-  }
-
-  /** What has been received so far (since `drop`). */
-  bytes(): Buffer {
-    return Buffer.concat(this.#chunks);
-  }
-
-  /** Everything received (since `drop`), once the peer has closed. */
-  async all(): Promise<Buffer> {
-    while (!this.#ended) await new Promise<void>((resolve) => this.#wake.push(resolve));
-    return Buffer.concat(this.#chunks);
-  }
-}
-
-async function collectingClient(t: CaseContext, port: number): Promise<Collector> {
-  const exported = t.api.conformanceTransport;
-  const custom =
-    t.subject.transport ??
-    (typeof exported === 'function'
-      ? (exported as (port: number, host: string) => Promise<RawTransport>)
-      : null);
-  let transport: RawTransport;
-  if (custom) transport = await custom(port, '127.0.0.1');
-  else {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    t.defer(() => socket.destroy());
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    transport = tcpTransport(socket);
-  }
-  t.defer(() => transport.destroy());
-  return new Collector(transport);
-}
-
-/**
- * What a backend's transport may hold in user space beyond the stream's own buffer, on the way to
- * the kernel, and why. TCP backends hand bytes straight to the kernel: nothing. uWS keeps a
- * WebSocket's bytes in its own buffer: `@comm/uws` lets a write go on while uWS holds up to its
- * `highWater` (256 KiB by default), and the write that passes it adds one message of `sendChunk`
- * (64 KiB by default) with its frame header (packages/uws/src/server.ts, `UwsConnection.write`).
- */
-function transportHeadroom(t: CaseContext): { bytes: number; why: string } {
-  if (t.api.backend.name === 'uws')
-    return {
-      bytes: 256 * KiB + 64 * KiB + 16,
-      why: "plus uWS's own buffer (highWater 256 KiB, one 64 KiB message past it)",
-    };
-  return { bytes: 0, why: '' };
-}
-
-/**
- * What a backend's transport may have read of a client's input beyond what a stopped reader asked
- * for, and why. uWS cannot stop reading a WebSocket: comm-stream's window bounds what a client
- * sends beyond the server's last acknowledgement (1 MiB, packages/uws/src/protocol.ts), plus one
- * client message (64 KiB) and the frame headers.
- */
-function inputHeadroom(t: CaseContext): { bytes: number; why: string } {
-  if (t.api.backend.name === 'uws')
-    return { bytes: MiB + 64 * KiB + 4 * KiB, why: "plus comm-stream's window of 1 MiB (uWS reads all)" };
-  return { bytes: 0, why: '' };
-}
-
-/** Gives the event loop one turn (a check-phase callback). */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Line `i` of a writer's output: `size` bytes with its newline, its number first, so order can be checked. */
-function numberedLine(i: number, size: number): string {
-  const number = String(i).padStart(8, '0');
-  return `${number} ${'x'.repeat(size - number.length - 2)}`;
-}
-
-/**
- * Checks that `data` is exactly lines from..count-1 of `line`, each with its newline (or begins
- * with them, unless `exact`); names the first that is not.
- */
-function assertLines(data: Buffer, count: number, line: (i: number) => string, from = 0, exact = true): void {
-  let at = 0;
-  for (let i = from; i < count; i++) {
-    const expected = `${line(i)}\n`;
-    const got = data.toString('utf8', at, at + expected.length);
-    if (got !== expected) {
-      assert.fail(
-        `line ${i} of ${count} arrived as ${JSON.stringify(got.slice(0, 40))}, not ${JSON.stringify(expected.slice(0, 40))}`,
-      );
-    }
-    at += expected.length;
-  }
-  if (exact)
-    assert.equal(
-      at,
-      data.length,
-      `${data.length - at} bytes arrived after the ${count} lines the stream took`,
-    );
-}
-
-function kib(bytes: number): string {
-  return `${(bytes / KiB).toFixed(1)} KiB`;
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / MiB).toFixed(1)} MiB`;
-}
-
-/** How far a writer has got: the lines and bytes whose awaited calls have resolved. */
-interface Progress {
-  lines: number;
-  bytes: number;
-  done: boolean;
-}
-
-interface Stall {
-  /** Bytes whose calls resolved, beyond what the kernel has taken, when the writer stalled. */
-  held: number;
-  resolved: number;
-  taken: number;
-  lines: number;
-}
-
-/**
- * Watches a writer whose peer reads nothing until it makes no progress for `STALL_MS`. Every 50 ms
- * it compares what the writer's resolved calls gave the stream with what the kernel has taken
- * from the server's socket (`bytes_acked + Send-Q`, less `baseline`, the bytes taken before the
- * writer started), and fails as soon as the difference, what the stream and the runtime hold in
- * user space, passes `bound`. The writer's count is read before `ss` runs and the kernel's count
- * only grows meanwhile, so the difference is never overstated.
- */
-async function watchUntilStalled(
-  t: CaseContext,
-  socket: { localPort: number; remotePort: number },
-  progress: Progress,
-  baseline: number,
-  bound: { bytes: number; what: string },
-  watchMs = 8000,
-): Promise<Stall> {
-  let last = -1;
-  let lastChange = Date.now();
-  const until = Date.now() + watchMs;
-  for (;;) {
-    await t.sleep(50);
-    const resolved = progress.bytes;
-    const lines = progress.lines;
-    const taken = kernelTaken(await tcpCounters(socket)) - baseline;
-    const held = resolved - taken;
-    if (held > bound.bytes) {
-      assert.fail(
-        `the stream took ${kib(held)} more than the kernel has (${lines} lines, ${mib(resolved)} resolved, ` +
-          `${mib(taken)} in the kernel): more than ${bound.what} (${kib(bound.bytes)})`,
-      );
-    }
-    if (progress.done) {
-      assert.fail(
-        `the writer wrote all ${lines} lines (${mib(resolved)}) to a peer that reads nothing and never waited`,
-      );
-    }
-    if (resolved !== last) {
-      last = resolved;
-      lastChange = Date.now();
-    } else if (Date.now() - lastChange >= STALL_MS) {
-      return { held, resolved, taken, lines };
-    }
-    if (Date.now() > until) assert.fail(`the writer was still making progress after ${watchMs} ms`);
-  }
-}
-
-/** The client's trigger, and the server's baseline: bytes the kernel took from the server's socket before it. */
-async function start(client: Collector, socket: { localPort: number; remotePort: number }): Promise<number> {
-  const baseline = kernelTaken(await tcpCounters(socket));
-  await client.transport.write(Buffer.from('go\n'));
-  return baseline;
-}
+import type { CaseContext } from '../suite.js';
+import { defineCase, within } from '../suite.js';
+import {
+  acceptedSocket,
+  assertLines,
+  baselineAndGo,
+  collectingClient,
+  inputHeadroom,
+  kib,
+  MILLION,
+  mib,
+  nextTurn,
+  numberedLine,
+  OUTPUT_BUFFER,
+  type Progress,
+  RSS_BACKSTOP,
+  STALL_MS,
+  transportHeadroom,
+  WRITER_LINE,
+  watchUntilStalled,
+} from './helpers/flow.js';
+import { gate, KiB, MiB, serve, settle, stream } from './helpers.js';
 
 // ---- R16a: output is bounded ----
 
 type Flush = 'forceOutput' | 'none' | 'finishOutput';
-
-/** Bytes per line of the writers: a reply of a line-based protocol. */
-const WRITER_LINE = 100;
 
 /**
  * A server that writes up to a million lines to a client that reads none, with `flush` after each
@@ -301,7 +70,7 @@ async function neverReadingPeer(t: CaseContext, flush: Flush): Promise<void> {
   // Paused before the trigger: the client reads nothing of what the server writes.
   client.transport.pause();
   const socket = acceptedSocket(port, client);
-  const baseline = await start(client, socket);
+  const baseline = await baselineAndGo(client, socket);
   const headroom = transportHeadroom(t);
   // finishOutput resolves only once everything is in the kernel (R16b): nothing may be held then.
   const bound =
@@ -351,8 +120,6 @@ const REQUEST = 32;
 const REPLY = 256;
 /** The requests the client sends, and reads the replies of, before it stops reading. */
 const WARM_UP = 16_384;
-/** How much a process may grow, garbage included, while a client reads none of its replies. */
-const RSS_BACKSTOP = 64 * MiB;
 /**
  * A few hundred KiB (R16a): what a server may hold of its client's input that its handler has not
  * asked for, while the handler is stuck.
@@ -697,114 +464,5 @@ defineCase(
       assert.equal(await within(client.readLine(), 5000, `line ${i}`), `line ${i}`);
     assert.equal(await within(client.readLine(), 5000, 'the end of file'), null);
     assert.equal(await result(), true, 'close() resolved');
-  },
-);
-
-// ---- R16c: input text is UTF-8 ----
-
-/** A server that reads `count` lines (or until end of file) and returns them. */
-function lineReader(t: CaseContext, count: number) {
-  return serve(t, async (h) => {
-    const s = stream(t, h);
-    const lines: Array<string | null> = [];
-    for (let i = 0; i < count; i++) {
-      const line = await s.readLine();
-      lines.push(line);
-      if (line === null) break;
-    }
-    return lines;
-  });
-}
-
-const BOM = '\uFEFF';
-const REPLACEMENT = '\uFFFD';
-
-/** Text as JSON with every non-ASCII character escaped, so that a BOM or a U+FFFD shows in a message. */
-function show(value: unknown): string {
-  return JSON.stringify(value).replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
-  );
-}
-
-/** The lines (or characters) a reader gave, against those expected, both shown escaped on failure. */
-function assertRead(got: unknown, expected: unknown[], what: string): void {
-  assert.deepEqual(got, expected, `${what} gave ${show(got)}, not ${show(expected)}`);
-}
-
-defineCase(
-  'R16c.bom-kept',
-  'a byte-order mark is a character: readLine keeps U+FEFF at the start of the stream and of a later line',
-  async (t) => {
-    const { port, result } = await lineReader(t, 4);
-    const client = await t.connect(port);
-    await client.write(`${BOM}hello\nsecond\n${BOM}third\n`);
-    client.end();
-    assertRead(await result(), [`${BOM}hello`, 'second', `${BOM}third`, null], 'readLine');
-  },
-);
-
-defineCase('R16c.bom-mid-line-kept', 'a byte-order mark inside a line is kept', async (t) => {
-  const { port, result } = await lineReader(t, 2);
-  const client = await t.connect(port);
-  await client.write(`a${BOM}b\n`);
-  client.end();
-  assertRead(await result(), [`a${BOM}b`, null], 'readLine');
-});
-
-defineCase('R16c.read-char-bom', 'readChar reads a byte-order mark as the character U+FEFF', async (t) => {
-  const { port, result } = await charReader(t);
-  const client = await t.connect(port);
-  await client.write(`${BOM}a${BOM}`);
-  client.end();
-  assertRead(await result(), [BOM, 'a', BOM, null], 'readChar');
-});
-
-defineCase(
-  'R16c.split-character-read-whole',
-  'a character (or a byte-order mark) split across packets is read whole by readLine',
-  async (t) => {
-    const { port, result } = await lineReader(t, 3);
-    const client = await t.connect(port);
-    client.setNoDelay(true);
-    // 'x😀\n' is 78 f0 9f 98 80 0a, a BOM is ef bb bf: every piece but the last ends inside a character.
-    const pieces = [[0x78, 0xf0, 0x9f], [0x98, 0x80, 0x0a, 0xef], [0xbb], [0xbf, 0x79, 0x0a]];
-    for (const piece of pieces) {
-      await client.write(Uint8Array.from(piece));
-      await t.sleep(30);
-    }
-    client.end();
-    assertRead(await result(), ['x😀', `${BOM}y`, null], 'readLine');
-  },
-);
-
-defineCase(
-  'R16c.malformed-bytes-replaced',
-  'malformed UTF-8 becomes U+FFFD: a byte 0xFF, a lone continuation byte, a sequence cut short by the newline',
-  async (t) => {
-    const { port, result } = await lineReader(t, 5);
-    const client = await t.connect(port);
-    await client.write(
-      Uint8Array.from([0x61, 0xff, 0x62, 0x0a, 0x80, 0x0a, 0x63, 0xe2, 0x82, 0x0a, 0x64, 0xf0, 0x9f, 0x98]),
-    );
-    client.end();
-    assertRead(
-      await result(),
-      [`a${REPLACEMENT}b`, REPLACEMENT, `c${REPLACEMENT}`, `d${REPLACEMENT}`, null],
-      'readLine',
-    );
-  },
-);
-
-defineCase(
-  'R16c.read-char-malformed',
-  'readChar gives one U+FFFD for each malformed sequence, and the characters after it one by one',
-  async (t) => {
-    const { port, result } = await charReader(t);
-    const client = await t.connect(port);
-    // e2 82 is a 3-byte sequence cut short by 'a'; ff is never UTF-8; 80 is a lone continuation byte.
-    await client.write(Uint8Array.from([0xe2, 0x82, 0x61, 0xff, 0x62, 0x80, 0x63]));
-    client.end();
-    assertRead(await result(), [REPLACEMENT, 'a', REPLACEMENT, 'b', REPLACEMENT, 'c', null], 'readChar');
   },
 );

@@ -1,12 +1,13 @@
-// R16d: after a line longer than the limit, the stream stays in step with its peer.
+/**
+ * Flow and speed (contract section 6), R16d: after a line longer than the limit, the stream stays
+ * in step with its peer: one RangeError, the rest of that line discarded as it arrives, then the
+ * next line.
+ */
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import type { Connection } from '@comm/core/backend';
 import { defineCase, within } from '../suite.js';
-import { serve, stream } from './helpers.js';
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
+import { KiB, MiB, serve, stream } from './helpers.js';
 
 /** Reads lines until end of file, a rejection recorded as its class name, at most `n` of them. */
 async function linesAndRejections(

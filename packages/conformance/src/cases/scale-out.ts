@@ -1,3 +1,8 @@
+/**
+ * Scale-out (contract section 6): R20 `reuseport` (several servers on one port, the kernel spreads
+ * connections, never silently ignored) and R21 the PROXY protocol (v1 and v2 headers from trusted
+ * sources, read outside the sequential accept loop).
+ */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import {
@@ -5,24 +10,14 @@ import {
   type Connection,
   ipAddressString,
   type ServerProcess,
-  type StartUpServerResult,
   StartupCondition,
 } from '@comm/core/backend';
 import { listeningSockets } from '../kernel.js';
 import type { CaseContext } from '../suite.js';
 import { defineCase, deviationFor, within } from '../suite.js';
-import { gate } from './helpers.js';
+import { gate, startWaiting } from './helpers.js';
 
 // ---- R20: reuseport: several servers on one port, the kernel spreads connections ----
-
-function start(t: CaseContext, options: AnyServerOptions): Promise<StartUpServerResult> {
-  const started = t.api.startUpServer({ address: '127.0.0.1', ...options, wait: true } as AnyServerOptions);
-  return (started as Promise<StartUpServerResult>).then((result) => {
-    const server = result[0];
-    if (server) t.defer(() => t.api.serverTerminate(server));
-    return result;
-  });
-}
 
 function portOf(t: CaseContext, server: ServerProcess): number {
   return t.api.getSocketAddress(server.socket)[1] as number;
@@ -42,10 +37,20 @@ defineCase(
       served[i] = (served[i] as number) + 1;
       handle.destroy();
     };
-    const [first, why] = await start(t, { service: 0, reuseport: true, function: counting(0) });
+    const [first, why] = await startWaiting(t, {
+      address: '127.0.0.1',
+      service: 0,
+      reuseport: true,
+      function: counting(0),
+    });
     assert.ok(first, `the first server did not start: ${why?.message}`);
     const port = portOf(t, first);
-    const [second, why2] = await start(t, { service: port, reuseport: true, function: counting(1) });
+    const [second, why2] = await startWaiting(t, {
+      address: '127.0.0.1',
+      service: port,
+      reuseport: true,
+      function: counting(1),
+    });
     assert.ok(second, `the second server did not start on port ${port}: ${why2?.message}`);
     assert.equal(await listeningSockets(port), 2, `the kernel should show two sockets listening on ${port}`);
     // The kernel picks a socket by a hash of the client's address and port: 64 clients all landing
@@ -68,14 +73,23 @@ defineCase(
   'R20.exclusive-without-reuseport',
   'without reuseport on both servers, the second bind of a port fails (EADDRINUSE)',
   async (t) => {
-    const [first, why] = await start(t, { service: 0, function: (h: Connection) => h.destroy() });
+    const [first, why] = await startWaiting(t, {
+      address: '127.0.0.1',
+      service: 0,
+      function: (h: Connection) => h.destroy(),
+    });
     assert.ok(first, `the first server did not start: ${why?.message}`);
     const port = portOf(t, first);
-    const [plain, plainWhy] = await start(t, { service: port, function: (h: Connection) => h.destroy() });
+    const [plain, plainWhy] = await startWaiting(t, {
+      address: '127.0.0.1',
+      service: port,
+      function: (h: Connection) => h.destroy(),
+    });
     assert.equal(plain, null, 'a second plain server started on a port in use');
     assert.equal((plainWhy as StartupCondition).code, 'EADDRINUSE');
     // SO_REUSEPORT shares a port only among sockets that all set it.
-    const [shared, sharedWhy] = await start(t, {
+    const [shared, sharedWhy] = await startWaiting(t, {
+      address: '127.0.0.1',
       service: port,
       reuseport: true,
       function: (h: Connection) => h.destroy(),
@@ -89,7 +103,8 @@ defineCase(
   'R20.unsupported-is-a-condition',
   'reuseport where the runtime cannot is a startup condition naming the runtime version, never ignored',
   async (t) => {
-    const [first, why] = await start(t, {
+    const [first, why] = await startWaiting(t, {
+      address: '127.0.0.1',
       service: 0,
       reuseport: true,
       function: (h: Connection) => h.destroy(),
@@ -104,7 +119,8 @@ defineCase(
     }
     assert.ok(first, `a reuseport server did not start: ${why?.message}`);
     const port = portOf(t, first);
-    const [second, why2] = await start(t, {
+    const [second, why2] = await startWaiting(t, {
+      address: '127.0.0.1',
       service: port,
       reuseport: true,
       function: (h: Connection) => h.destroy(),
@@ -234,7 +250,8 @@ defineCase(
   async (t) => {
     const reason = t.api.backend.proxyProtocolUnsupported;
     if (reason !== undefined) {
-      const [server, why] = await start(t, {
+      const [server, why] = await startWaiting(t, {
+        address: '127.0.0.1',
         service: 0,
         proxyProtocol: true,
         function: (h: Connection) => h.destroy(),

@@ -1,43 +1,27 @@
+/**
+ * Streams and the client (contract section 3), R16: `SocketStream` directions, text and bytes on
+ * one stream, `readLine`, read and write timeouts, `forceOutput` and `finishOutput`, backpressure,
+ * the line limit, `close`. What section 6 adds is in flow.ts (R16a, R16b), utf8.ts (R16c) and
+ * in-step.ts (R16d).
+ */
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import * as net from 'node:net';
-import process from 'node:process';
-import type { Connection, OpenTcpStreamOptions, SocketStream } from '@comm/core/backend';
-import type { CaseContext } from '../suite.js';
-import { defineCase, freePort, within } from '../suite.js';
-import { charReader, gate, serve, settle, stream } from './helpers.js';
+import { defineCase, within } from '../suite.js';
+import {
+  charReader,
+  gate,
+  KiB,
+  MiB,
+  readAllLines,
+  serve,
+  settle,
+  stream,
+  writeUntilStuck,
+} from './helpers.js';
 
-// ---- helpers ----
-
-/** openTcpStream with errorp true, closed after the case. */
-async function open(
-  t: CaseContext,
-  port: number,
-  options: OpenTcpStreamOptions = {},
-  host = '127.0.0.1',
-): Promise<SocketStream> {
-  const stream = await t.api.openTcpStream(host, port, { ...options, errorp: true });
-  assert.ok(stream, 'openTcpStream with errorp true resolved to null');
-  t.defer(() => stream.close({ abort: true }));
-  return stream;
-}
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
 /** What a stream may take from a writer while its peer reads nothing for a second (R16 backpressure). */
 const BOUND = 16 * MiB;
-
-async function readAllLines(s: SocketStream): Promise<Array<string | null>> {
-  const lines: Array<string | null> = [];
-  for (let i = 0; i < 100; i++) {
-    const line = await s.readLine();
-    lines.push(line);
-    if (line === null) break;
-  }
-  return lines;
-}
 
 // ---- R16: SocketStream ----
 
@@ -266,30 +250,6 @@ defineCase(
     assert.deepEqual(await result(), { first: null, later: 'later' });
   },
 );
-
-/** Writes `total` bytes in 64 KiB pieces, awaiting each; reports how far it got and how it ended. */
-async function writeUntilStuck(
-  s: SocketStream,
-  total: number,
-  stop: () => boolean = () => false,
-  progress: (bytes: number) => void = () => {},
-): Promise<{ written: number; error: unknown; lastCallMs: number }> {
-  const chunk = new Uint8Array(64 * KiB).fill(0x61);
-  let written = 0;
-  let lastCallMs = 0;
-  while (written < total && !stop()) {
-    const started = performance.now();
-    try {
-      await s.writeSequence(chunk);
-    } catch (error) {
-      return { written, error, lastCallMs: performance.now() - started };
-    }
-    lastCallMs = performance.now() - started;
-    written += chunk.length;
-    progress(written);
-  }
-  return { written, error: null, lastCallMs };
-}
 
 defineCase(
   'R16.write-timeout',
@@ -525,287 +485,4 @@ defineCase(
     assert.deepEqual(await result(), ['request 1', 'request 2', null]);
     assert.equal(await within(client.readLine(), 5000, 'the reply'), 'got 2 lines');
   },
-);
-
-// ---- R17: openTcpStream ----
-
-/** The seed's talk server: each connection gets its own light-weight process that echoes lines. */
-function talkServer(t: CaseContext): Promise<{ port: number }> {
-  return t.startServer({
-    function: (handle: Connection) => {
-      const s = stream(t, handle);
-      t.api.processRunFunction('talk', async () => {
-        try {
-          for (let line = await s.readLine(); line !== null; line = await s.readLine()) {
-            await s.writeLine(`You sent: '${line}'`);
-            s.forceOutput();
-          }
-        } finally {
-          await s.close();
-        }
-      });
-    },
-  });
-}
-
-defineCase(
-  'R17.talk',
-  "openTcpStream('localhost', port) talks to the seed's talk server, as in the seed's transcript",
-  async (t) => {
-    const { port } = await talkServer(t);
-    const talk = await open(t, port, {}, 'localhost');
-    const transcript: string[] = [];
-    for (const monolog of [
-      'Hello self.',
-      "Why don't you say something original?",
-      'Talk to you later then.  Bye.',
-    ]) {
-      await talk.writeLine(monolog);
-      talk.forceOutput();
-      transcript.push(`I said: "${monolog}"`);
-      transcript.push(`Self replied: "${await within(talk.readLine(), 5000, 'the reply')}"`);
-    }
-    await talk.close();
-    assert.deepEqual(transcript, [
-      'I said: "Hello self."',
-      `Self replied: "You sent: 'Hello self.'"`,
-      `I said: "Why don't you say something original?"`,
-      `Self replied: "You sent: 'Why don't you say something original?'"`,
-      'I said: "Talk to you later then.  Bye."',
-      `Self replied: "You sent: 'Talk to you later then.  Bye.'"`,
-    ]);
-  },
-);
-
-defineCase(
-  'R17.errorp-false-null',
-  'with errorp false (the default) a refused connection resolves to null',
-  async (t) => {
-    const port = await freePort();
-    const result = await t.api.openTcpStream('127.0.0.1', port);
-    if (result) t.defer(() => result.close({ abort: true }));
-    assert.equal(result, null);
-    const explicit = await t.api.openTcpStream('127.0.0.1', port, { errorp: false });
-    if (explicit) t.defer(() => explicit.close({ abort: true }));
-    assert.equal(explicit, null);
-  },
-);
-
-defineCase(
-  'R17.errorp-true-rejects',
-  'with errorp true a refused connection rejects with a ConnectionError (code ECONNREFUSED), the same class on every backend',
-  async (t) => {
-    const port = await freePort();
-    await assert.rejects(
-      async () => {
-        const s = await t.api.openTcpStream('127.0.0.1', port, { errorp: true });
-        if (s) t.defer(() => s.close({ abort: true }));
-      },
-      (error: unknown) => {
-        assert.ok(
-          error instanceof t.api.ConnectionError,
-          `expected a ConnectionError, got ${error instanceof Error ? error.constructor.name : String(error)}`,
-        );
-        assert.ok(!(error instanceof t.api.StartupCondition), 'a client failure is no StartupCondition');
-        assert.equal(error.name, 'ConnectionError');
-        assert.equal(error.code, 'ECONNREFUSED');
-        assert.equal(error.host, '127.0.0.1');
-        assert.equal(error.port, port);
-        assert.match(error.message, new RegExp(String(port)));
-        return true;
-      },
-    );
-  },
-);
-
-defineCase(
-  'R17.errorp-unknown-service',
-  'an unknown service name is null with errorp false, and a condition naming it with errorp true',
-  async (t) => {
-    const name = 'no-such-service-comm-conformance';
-    const quiet = await t.api.openTcpStream('127.0.0.1', name);
-    if (quiet) t.defer(() => quiet.close({ abort: true }));
-    assert.equal(quiet, null);
-    await assert.rejects(
-      async () => {
-        const s = await t.api.openTcpStream('127.0.0.1', name, { errorp: true });
-        if (s) t.defer(() => s.close({ abort: true }));
-      },
-      (error: unknown) => {
-        assert.ok(error instanceof t.api.ConnectionError, 'the rejection is a ConnectionError');
-        assert.match(error.message, new RegExp(name));
-        return true;
-      },
-    );
-  },
-);
-
-defineCase(
-  'R17.timeout-connects',
-  'with timeout 2 a listening server is reached, and the stream outlives the timeout',
-  async (t) => {
-    const { port } = await talkServer(t);
-    const talk = await open(t, port, { timeout: 2 });
-    await talk.writeLine('before');
-    talk.forceOutput();
-    assert.equal(await within(talk.readLine(), 5000, 'the reply'), "You sent: 'before'");
-    await t.sleep(2300);
-    await talk.writeLine('after');
-    talk.forceOutput();
-    assert.equal(
-      await within(talk.readLine(), 5000, 'the reply after the timeout passed'),
-      "You sent: 'after'",
-    );
-  },
-  15_000,
-);
-
-defineCase(
-  'R17.timeout-bounds-attempt',
-  'timeout bounds an attempt the server never answers: null, not a hang',
-  async (t) => {
-    // A listener that never accepts, with its queue full: the kernel drops further SYNs, so a
-    // connection attempt would wait for the kernel's retries (minutes) but for the timeout.
-    const child = spawn(
-      'python3',
-      [
-        '-c',
-        "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0); print(s.getsockname()[1], flush=True); time.sleep(60)",
-      ],
-      { detached: true, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    t.defer(() => {
-      try {
-        process.kill(-(child.pid as number), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    });
-    const port = await within(
-      new Promise<number>((resolve) =>
-        child.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
-      ),
-      5000,
-      'the silent listener',
-    );
-    for (let i = 0; i < 3; i++) {
-      const filler = net.connect({ host: '127.0.0.1', port });
-      filler.on('error', () => {});
-      t.defer(() => filler.destroy());
-    }
-    await t.sleep(200);
-    const started = Date.now();
-    const stream = await within(
-      t.api.openTcpStream('127.0.0.1', port, { timeout: 0.5 }),
-      5000,
-      'openTcpStream to settle',
-    );
-    const took = Date.now() - started;
-    if (stream) t.defer(() => stream.close({ abort: true }));
-    assert.equal(stream, null, 'an attempt that times out gives null (errorp false)');
-    assert.ok(took >= 400, `it waited for the timeout (${took} ms)`);
-  },
-  15_000,
-);
-
-defineCase('R17.local-port', "localPort sets the client's port, as the server sees it", async (t) => {
-  const hold = gate(t);
-  const { port, result } = await serve(t, [
-    async (h) => {
-      const peer = t.api.getSocketPeerAddress(h);
-      await hold.promise;
-      h.destroy();
-      return peer;
-    },
-  ]);
-  const localPort = await freePort();
-  const s = await open(t, port, { localPort });
-  assert.equal(t.api.socketStreamAddress(s)[1], localPort, "the stream's own port");
-  hold.open();
-  assert.deepEqual(await result(), [0x7f000001, localPort], "the server's view of the peer");
-});
-
-defineCase(
-  'R17.direction-input',
-  "openTcpStream's direction 'input' gives a stream that reads and refuses writes",
-  async (t) => {
-    const { port } = await serve(t, [
-      async (h) => {
-        const s = stream(t, h);
-        await s.writeLine('hello');
-        await s.finishOutput();
-        await s.readLine(); // until the client closes
-        await s.close();
-      },
-    ]);
-    const s = await open(t, port, { direction: 'input' });
-    assert.equal(s.direction, 'input');
-    assert.equal(await within(s.readLine(), 5000, 'the greeting'), 'hello');
-    await assert.rejects(async () => s.writeLine('no'), Error);
-    await s.close();
-  },
-);
-
-defineCase(
-  'R17.read-timeout',
-  "openTcpStream's readTimeout makes a silent read see end of file; later data is still read",
-  async (t) => {
-    const hold = gate(t);
-    const { port } = await serve(t, [
-      async (h) => {
-        const s = stream(t, h);
-        await hold.promise;
-        await s.writeLine('late');
-        await s.finishOutput();
-        await s.readLine(); // until the client closes
-        await s.close();
-      },
-    ]);
-    const s = await open(t, port, { readTimeout: 0.2 });
-    const started = performance.now();
-    const first = await within(s.readLine(), 5000, 'readLine with readTimeout 0.2 s to return');
-    const elapsed = performance.now() - started;
-    assert.equal(first, null, 'a read with no input within readTimeout sees end of file');
-    assert.ok(
-      elapsed >= 150,
-      `readLine returned after ${elapsed.toFixed(0)} ms, before the 0.2 s readTimeout`,
-    );
-    hold.open();
-    let later: string | null = null;
-    for (let i = 0; i < 100 && later === null; i++) later = await s.readLine();
-    assert.equal(later, 'late');
-  },
-);
-
-defineCase(
-  'R17.write-timeout',
-  "openTcpStream's writeTimeout makes a write to a server that reads nothing fail instead of hanging",
-  async (t) => {
-    const hold = gate(t);
-    const { port } = await serve(t, [
-      async (h) => {
-        await hold.promise;
-        h.destroy();
-      },
-    ]);
-    const s = await open(t, port, { writeTimeout: 0.5 });
-    const { written, error, lastCallMs } = await within(
-      writeUntilStuck(s, 32 * MiB),
-      12_000,
-      'the writes to fail',
-    );
-    assert.ok(
-      error instanceof Error,
-      `the writes to a server that reads nothing did not fail (${written} bytes written)`,
-    );
-    assert.ok(
-      lastCallMs >= 400,
-      `the failing write failed after ${lastCallMs.toFixed(0)} ms, before writeTimeout`,
-    );
-    assert.ok(
-      lastCallMs < 5500,
-      `the failing write took ${lastCallMs.toFixed(0)} ms, far beyond writeTimeout 0.5 s`,
-    );
-  },
-  20_000,
 );

@@ -1,3 +1,8 @@
+/**
+ * Failures (contract section 3) and hostile peers (section 6): R14 repeated accept failures reopen
+ * the listening socket, with a backoff, never a busy loop; R14a accept failures are classified (one
+ * connection's is skipped, exhausted resources back off), as a reset while queued shows.
+ */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import {

@@ -1,3 +1,8 @@
+/**
+ * Socket options (contract section 3), each checked on the real socket, not on a flag in
+ * JavaScript: R9 `backlog` is the listen queue the kernel reports, R10 `nodelay` and `keepalive`
+ * on the accepted socket and on `openTcpStream`'s.
+ */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import process from 'node:process';
@@ -5,6 +10,7 @@ import type { Connection, StartUpServerOptions } from '@comm/core/backend';
 import { type KernelSocketOptions, kernelToolsAvailable, listenBacklog, socketOptions } from '../kernel.js';
 import type { CaseContext } from '../suite.js';
 import { defineCase, within } from '../suite.js';
+import { gate, openStream } from './helpers.js';
 
 // ---- helpers ----
 
@@ -17,14 +23,6 @@ async function requireKernel(): Promise<void> {
   if (problem !== null) throw new Error(`this kernel check cannot run: ${problem}`);
 }
 
-function gate(): { promise: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const promise = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { promise, open };
-}
-
 /**
  * A server whose `function` holds each connection until the case is done with it, so that the
  * accepted socket can be inspected while it is still the server's.
@@ -33,8 +31,7 @@ async function holdingServer(
   t: CaseContext,
   options: StartUpServerOptions = {},
 ): Promise<{ port: number; accepted: Promise<Connection> }> {
-  const release = gate();
-  t.defer(release.open);
+  const release = gate(t);
   let took!: (handle: Connection) => void;
   const accepted = new Promise<Connection>((resolve) => {
     took = resolve;
@@ -69,9 +66,7 @@ async function clientSocketOptions(
 ): Promise<KernelSocketOptions> {
   await requireKernel();
   const { port, accepted } = await holdingServer(t);
-  const stream = await t.api.openTcpStream('127.0.0.1', port, { ...options, errorp: true });
-  assert.ok(stream, 'openTcpStream with errorp true resolved to null');
-  t.defer(() => stream.close({ abort: true }));
+  const stream = await openStream(t, port, options);
   await within(accepted, 5000, 'the call of function');
   const [, clientPort] = t.api.socketStreamAddress(stream);
   assert.equal(typeof clientPort, 'number', "the client stream's local port");
