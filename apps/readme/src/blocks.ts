@@ -46,7 +46,7 @@ export type Annotation =
   | { kind: 'api'; module: string }
   /** Shell commands: the scripts, files, binaries and flags they name exist. */
   | { kind: 'commands' }
-  /** A configuration: the text the tests generate with `fn(...args)` from apps/talk/test/helpers.ts. */
+  /** A configuration: the text the tests generate with `fn(...args)` from `@comm/talk/proxy-configs`. */
   | { kind: 'config'; fn: string; args: readonly (string | number)[] };
 
 export interface Block {

@@ -3,7 +3,6 @@
 // without one fails here, so no example can silently escape.
 import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { calledNames } from '../src/api.js';
 import {
@@ -165,13 +164,10 @@ function previousServer(block: Block): Block {
 }
 
 async function configOf(fn: string, args: readonly (string | number)[]): Promise<string> {
-  // The configurations apps/talk's proxy tests run HAProxy and nginx with.
-  const helpers = (await import(pathToFileURL(join(repoRoot, 'apps/talk/test/helpers.ts')).href)) as Record<
-    string,
-    unknown
-  >;
-  const make = helpers[fn];
-  if (typeof make !== 'function') throw new Error(`apps/talk/test/helpers.ts has no function ${fn}`);
+  // The configurations apps/talk's proxy tests run HAProxy and nginx with (@comm/talk/proxy-configs).
+  const configs = (await import('@comm/talk/proxy-configs')) as Record<string, unknown>;
+  const make = configs[fn];
+  if (typeof make !== 'function') throw new Error(`@comm/talk/proxy-configs has no function ${fn}`);
   return (make as (...a: readonly (string | number)[]) => string)(...args);
 }
 

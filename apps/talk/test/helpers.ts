@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // The built scripts, run as a user runs them: real processes, real ports.
 import { type Child, scriptCommand, startChild } from '../dist/children.js';
+import { haproxyConfig, NGINX_STREAM_MODULE, nginxConfig } from '../src/proxy-configs.js';
+
+export { haproxyConfig, NGINX_STREAM_MODULE, nginxConfig };
 
 export const transcript = [
   'I said: "Hello self."',
@@ -180,56 +183,6 @@ export function tool(name: string, candidates: readonly string[]): string {
   } catch {
     throw new Error(`${name} is not installed: ${SETUP_HINT}`);
   }
-}
-
-export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
-
-/** The HAProxy configuration the tests use: TCP mode, the client's addresses to the talk server in a v2 header. */
-export function haproxyConfig(listenPort: number, talkPort: number, listenHost = '127.0.0.1'): string {
-  return `global
-    maxconn 256
-
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-
-frontend talk
-    bind ${listenHost}:${listenPort}
-    default_backend talk_servers
-
-backend talk_servers
-    server s1 127.0.0.1:${talkPort} send-proxy-v2
-`;
-}
-
-/** The nginx configuration the tests use: a stream proxy that sends a v1 header; every path in `dir`. */
-export function nginxConfig(
-  dir: string,
-  listenPort: number,
-  talkPort: number,
-  listenHost = '127.0.0.1',
-): string {
-  return `load_module ${NGINX_STREAM_MODULE};
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-
-events {
-    worker_connections 256;
-}
-
-stream {
-    server {
-        listen ${net.isIPv6(listenHost) ? `[${listenHost}]` : listenHost}:${listenPort};
-        proxy_pass 127.0.0.1:${talkPort};
-        proxy_protocol on;
-    }
-}
-`;
 }
 
 /** Waits until something listens on `port` (asked of the kernel: no connection is made). */
