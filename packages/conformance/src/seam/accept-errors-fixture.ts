@@ -13,6 +13,7 @@
 //   CLOSED                 if accept() gave null
 import process from 'node:process';
 import type { Backend, Connection } from '@comm/core/backend';
+import { LISTEN } from './listen.js';
 
 const { backend } = (await import(process.argv[2] as string)) as { backend: Backend };
 const encoder = new TextEncoder();
@@ -32,14 +33,7 @@ function hold(connection: Connection, n: number): void {
   })();
 }
 
-const listener = await backend.listen({
-  host: '127.0.0.1',
-  port: 0,
-  family: 4,
-  ipv6Only: false,
-  backlog: 128,
-  reusePort: false,
-});
+const listener = await backend.listen(LISTEN);
 say(`LISTENING ${listener.local.port}`);
 let n = 0;
 for (;;) {

@@ -8,18 +8,10 @@ import * as net from 'node:net';
 import type { Connection, Listener, ListenSpec } from '@comm/core/backend';
 import type { CaseContext, RawTransport, Subject } from '../suite.js';
 import { tcpTransport, within } from '../suite.js';
+import { LISTEN } from './listen.js';
 
-export const MiB = 1024 * 1024;
-
-/** What every seam case listens with: loopback, a port the system picks, room for the case's clients. */
-export const LISTEN: ListenSpec = {
-  host: '127.0.0.1',
-  port: 0,
-  family: 4,
-  ipv6Only: false,
-  backlog: 128,
-  reusePort: false,
-};
+export { MiB } from '../cases/helpers.js';
+export { LISTEN };
 
 /** `backend.listen` on `LISTEN` (with `over`); the listener is closed after the case. */
 export async function listen(t: CaseContext, over: Partial<ListenSpec> = {}): Promise<Listener> {
